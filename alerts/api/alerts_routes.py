@@ -1,0 +1,47 @@
+"""Alert and notification read endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
+from alerts.api.views import notification_json
+from alerts.notify.message import alert_object
+
+router = APIRouter(prefix="/api/v1", strict_content_type=False)
+
+
+@router.get("/alerts")
+async def list_alerts(key: CurrentKey, service: CurrentService, project: str | None = None,
+                      status: Literal["pending", "firing", "resolved"] | None = None,
+                      run: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
+    if project is None and not key.admin:
+        project = key.project
+    if project is not None:
+        require_project(key, project)
+    run_obj = await service.store.get_run(project, run) if (project and run) else None
+    alerts = await service.store.list_alerts(project=project, status=status,
+                                             run_pk=run_obj.pk if run_obj else None, limit=limit)
+    runs: dict[int, Any] = {}
+    out = []
+    for alert in alerts:
+        if alert.run_pk is not None and alert.run_pk not in runs:
+            runs[alert.run_pk] = await _run_by_pk(service, alert.project, alert.labels.get("run", ""))
+        out.append(alert_object(alert, runs.get(alert.run_pk) if alert.run_pk else None, service.public_url))
+    return {"alerts": out}
+
+
+async def _run_by_pk(service: Any, project: str, run_id: str) -> Any:
+    return await service.store.get_run(project, run_id) if run_id else None
+
+
+@router.get("/notifications")
+async def list_notifications(key: CurrentKey, service: CurrentService,
+                             status: Literal["pending", "delivered", "failed"] | None = None,
+                             limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
+    require_admin(key)
+    notifications = await service.store.list_notifications(status=status, limit=limit)
+    return {"notifications": [notification_json(n) for n in notifications]}

@@ -1,0 +1,52 @@
+"""The FastAPI application: routes only; the :class:`Service` does the work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from alerts import __version__
+from alerts.api import alerts_routes, runs
+from alerts.api.errors import BodyLimit, install_error_handlers
+from alerts.service import Service
+
+
+class JsonResponse(Response):
+    """orjson rendering: fast, and NaN (which user config may hold) becomes null instead of a 500."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def create_app(service: Service) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    # Bearer keys, not cookies, authenticate: no CSRF risk, so bodies need not say application/json.
+    app = FastAPI(title="Runwatch alerts", version=__version__, lifespan=lifespan,
+                  default_response_class=JsonResponse, strict_content_type=False)
+    app.state.service = service
+    app.state.key_cache = {}
+    app.add_middleware(BodyLimit, max_bytes=service.settings.server.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(runs.router)
+    app.include_router(alerts_routes.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,55 @@
+"""Bearer-key authentication: project keys reach their own project, admin keys everything."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from alerts.keys import hash_key
+from alerts.model import ApiKey
+from alerts.service import Service
+
+_CACHE_SECONDS = 5.0  # a revoked key stops working within this long
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def current_key(request: Request, service: Annotated[Service, Depends(get_service)]) -> ApiKey:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    digest = hash_key(token.strip())
+    cache: dict[str, tuple[ApiKey | None, float]] = request.app.state.key_cache
+    cached = cache.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        key = cached[0]
+    else:
+        key = await service.store.find_api_key(digest)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[digest] = (key, now + _CACHE_SECONDS)
+    if key is None:
+        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def require_project(key: ApiKey, project: str) -> None:
+    if not key.may_access(project):
+        raise HTTPException(403, f"this API key is not allowed to access project {project!r}")
+
+
+def require_admin(key: ApiKey) -> None:
+    if not key.admin:
+        raise HTTPException(403, "this endpoint needs an admin API key")
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+CurrentService = Annotated[Service, Depends(get_service)]

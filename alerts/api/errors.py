@@ -1,0 +1,101 @@
+"""Client errors as JSON that names the field; a body-size limit enforced before parsing."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from alerts.ingest.records import RecordError
+from alerts.ingest.runs import RunConflict
+
+log = logging.getLogger(__name__)
+
+
+def _clean(errors: list[Any]) -> list[dict[str, Any]]:
+    # pydantic puts the offending input (which may be a huge body, or a secret) into "input": drop it.
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _clean(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(RecordError)
+    async def _record(_request: Request, exc: RecordError) -> JSONResponse:
+        return JSONResponse({"detail": [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}]},
+                            status_code=422)
+
+    @app.exception_handler(RunConflict)
+    async def _conflict(_request: Request, exc: RunConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(LookupError)
+    async def _missing(_request: Request, exc: LookupError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+class BodyLimit:
+    """Answer 413 as soon as a request body exceeds ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        received = 0
+        too_large = False
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._reject(send)
+        except Exception:
+            if too_large and not response_started:
+                await self._reject(send)
+            else:
+                raise
+
+    async def _reject(self, send: Send) -> None:
+        body = orjson.dumps({"detail": [{"loc": ["body"], "type": "too_large",
+                                         "msg": f"request body is larger than {self.max_bytes} bytes "
+                                                "(server.max_body_bytes)"}]})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass

@@ -1,0 +1,118 @@
+"""Run endpoints: init, records, heartbeat, explicit alerts, and the read side for export."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from alerts.api.auth import CurrentKey, CurrentService, require_project
+from alerts.api.schemas import AlertsBody, RecordsBody, RunInit
+from alerts.api.views import history_row_json, run_json
+from alerts.model import Run
+from alerts.names import readable_name
+from alerts.service import Service
+from alerts.storage.base import NewRun
+
+router = APIRouter(prefix="/api/v1", strict_content_type=False)
+
+
+async def _run_or_404(service: Service, project: str, run_id: str) -> Run:
+    run = await service.store.get_run(project, run_id)
+    if run is None:
+        raise HTTPException(404, f"unknown run {project}/{run_id}: call init (POST /api/v1/runs) first")
+    return run
+
+
+@router.get("/auth")
+async def whoami(key: CurrentKey) -> dict[str, Any]:
+    return {"project": key.project, "admin": key.admin, "key_id": key.id}
+
+
+@router.post("/runs")
+async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
+    require_project(key, body.project)
+    resume = {True: "allow", False: "never"}.get(body.resume, body.resume)  # type: ignore[call-overload]
+    new = NewRun(project=body.project, id=body.id, name=body.name or readable_name(body.id),
+                 config=body.config, tags=body.tags, notes=body.notes, group=body.group,
+                 job_type=body.job_type, started_at=body.started_at or time.time(), host=body.host,
+                 pid=body.pid)
+    run, created = await service.runs.init_run(new, resume=resume)
+    return {**run_json(run, service.public_url), "heartbeat_interval": service.settings.heartbeat_interval,
+            "resumed": not created}
+
+
+@router.post("/runs/{project}/{run_id}/records")
+async def add_records(project: str, run_id: str, body: RecordsBody, key: CurrentKey,
+                      service: CurrentService) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    records = [record.model_dump() for record in body.records]
+    result = await service.runs.add_records(run, records)
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "last_seq": result.last_seq}
+
+
+@router.post("/runs/{project}/{run_id}/alerts")
+async def add_alerts(project: str, run_id: str, body: AlertsBody, key: CurrentKey,
+                     service: CurrentService) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    await service.runs.heartbeat(run)
+    results = await service.explicit_alerts.submit(run, [call.model_dump() for call in body.alerts])
+    return {"results": [{"id": r.id, "status": r.status, "alert_id": r.alert_id} for r in results]}
+
+
+@router.post("/runs/{project}/{run_id}/heartbeat")
+async def heartbeat(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    await service.runs.heartbeat(run)
+    return {"state": run.state.value, "heartbeat_interval": service.settings.heartbeat_interval}
+
+
+@router.get("/runs")
+async def list_runs(key: CurrentKey, service: CurrentService, project: str | None = None,
+                    state: str | None = None, tag: str | None = None, name: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    if project is None and not key.admin:
+        project = key.project
+    if project is not None:
+        require_project(key, project)
+    runs = await service.store.list_runs(project=project, state=state, tag=tag, name=name, limit=limit,
+                                         offset=offset)
+    return {"runs": [run_json(run, service.public_url) for run in runs]}
+
+
+@router.get("/runs/{project}/{run_id}")
+async def get_run(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    events = await service.store.list_run_events(run.pk)
+    return {**run_json(run, service.public_url),
+            "events": [{"state": e.state.value, "reason": e.reason, "at": e.at} for e in events]}
+
+
+@router.get("/runs/{project}/{run_id}/history")
+async def history(project: str, run_id: str, key: CurrentKey, service: CurrentService,
+                  keys: str | None = None, after_step: int = -1,
+                  limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    wanted = [k for k in keys.split(",") if k] if keys else None
+    rows = await service.store.history(run.pk, keys=wanted, after_step=after_step, limit=limit)
+    # Paging follows the step table, so a page filtered down to few rows still advances.
+    full_page = await service.store.history(run.pk, keys=None, after_step=after_step, limit=limit) \
+        if wanted else rows
+    next_after = full_page[-1]["_step"] if len(full_page) == limit else None
+    return {"rows": [history_row_json(row) for row in rows], "next_after_step": next_after}
+
+
+@router.get("/runs/{project}/{run_id}/media")
+async def media(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
+    require_project(key, project)
+    run = await _run_or_404(service, project, run_id)
+    return {"media": await service.store.list_media(run.pk)}
+
+

@@ -1,0 +1,84 @@
+"""Request bodies of the HTTP API (docs/protocol.md); validation errors name the offending field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+Timestamp = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Body(BaseModel):
+    # Newer SDKs may send fields this service does not know yet; they are ignored, not rejected.
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunInit(_Body):
+    project: Name
+    id: RunId
+    name: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    notes: Annotated[str, Field(max_length=100_000)] | None = None
+    group: Annotated[str, Field(max_length=300)] | None = None
+    job_type: Annotated[str, Field(max_length=300)] | None = None
+    started_at: Timestamp | None = None
+    resume: bool | Literal["allow", "never", "must"] | None = None
+    host: Annotated[str, Field(max_length=300)] | None = None
+    pid: int | None = None
+
+
+class _Record(_Body):
+    seq: Annotated[int, Field(ge=1)]
+
+
+class HistoryRecord(_Record):
+    type: Literal["history"]
+    step: Annotated[int, Field(ge=0)]
+    timestamp: Timestamp
+    runtime: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    data: dict[Annotated[str, Field(min_length=1, max_length=300)], Any]
+
+
+class ConfigRecord(_Record):
+    type: Literal["config"]
+    config: dict[str, Any]
+
+
+class SummaryRecord(_Record):
+    type: Literal["summary"]
+    summary: dict[str, Any]
+
+
+class ExitRecord(_Record):
+    type: Literal["exit"]
+    state: Literal["finished", "failed", "killed"]
+    exit_code: int | None = None
+    reason: Annotated[str, Field(max_length=10_000)] | None = None
+    console_tail: Annotated[str, Field(max_length=1_000_000)] | None = None
+    timestamp: Timestamp
+
+
+Record = Annotated[HistoryRecord | ConfigRecord | SummaryRecord | ExitRecord, Field(discriminator="type")]
+
+
+class RecordsBody(_Body):
+    records: list[Record] = Field(min_length=1, max_length=100_000)
+
+
+class AlertCall(_Body):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    title: Annotated[str, Field(min_length=1, max_length=1_000)]
+    text: Annotated[str, Field(max_length=100_000)] = ""
+    level: Literal["info", "warning", "error"] = "info"
+    wait_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
+    timestamp: Timestamp
+    step: Annotated[int, Field(ge=0)] | None = None
+    delayed: bool = False
+
+
+class AlertsBody(_Body):
+    alerts: list[AlertCall] = Field(min_length=1, max_length=100_000)

@@ -1,0 +1,155 @@
+"""The ``alerts`` command. Exit codes: 0 ok, 1 invalid input or failed check, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from alerts import __version__
+from alerts.config import AlertsSettings, load_settings, resolve_config_path
+from alerts.errors import ConfigError, StorageError
+
+log = logging.getLogger("alerts")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alerts", description="Runwatch alerting service")
+    parser.add_argument("--version", action="version", version=f"alerts {__version__}")
+    config_help = "config file (default: $ALERTS_CONFIG, else ./alerts.yaml, else built-in defaults)"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help=config_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    check = sub.add_parser("check-config", parents=[common], help="validate a config file")
+    check.add_argument("file", nargs="?")
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", parents=[common], help="create a key and print it (only it)")
+    create.add_argument("--project", help="the project the key may write and read")
+    create.add_argument("--admin", action="store_true", help="a key that may do everything")
+    keys_sub.add_parser("list", parents=[common], help="list keys (ids, never secrets)")
+    revoke = keys_sub.add_parser("revoke", parents=[common], help="revoke a key by id")
+    revoke.add_argument("key_id")
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="run the service with a stream of demo runs that raise alerts")
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.add_argument("--once", action="store_true", help="stop when the demo runs are done")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet = args.command not in ("serve", "demo")  # e.g. `keys create` prints only the key
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        if args.command == "check-config":
+            return _check_config(args.file or args.config)
+        settings = _settings(args.config)
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "keys":
+            return asyncio.run(_keys(settings, args))
+        if args.command == "demo":
+            from alerts.demo import run_demo
+
+            return run_demo(settings, host=args.host, port=args.port, once=args.once)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _settings(config: str | None) -> AlertsSettings:
+    return load_settings(resolve_config_path(config))
+
+
+def _check_config(file: str | None) -> int:
+    path = resolve_config_path(file)
+    settings = load_settings(path)
+    print(f"{path or '<built-in defaults>'}: ok ({len(settings.channels)} channels)")
+    return 0
+
+
+def apply_overrides(settings: AlertsSettings, host: str | None, port: int | None) -> None:
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+
+
+def _serve(settings: AlertsSettings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from alerts.api.app import create_app
+    from alerts.service import Service
+
+    apply_overrides(settings, host, port)
+    service = Service(settings)
+    # Open (and migrate) storage before binding, so a bad storage URL exits 1 with nothing bound.
+    asyncio.run(_probe_storage(settings))
+    config = uvicorn.Config(create_app(service), host=settings.server.host, port=settings.server.port,
+                            log_level="info", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+async def _probe_storage(settings: AlertsSettings) -> None:
+    from alerts.storage import open_store
+
+    store = open_store(settings.storage.url)
+    await store.open()
+    await store.close()
+
+
+async def _keys(settings: AlertsSettings, args: argparse.Namespace) -> int:
+    from alerts.keys import create_key
+    from alerts.storage import open_store
+
+    store = open_store(settings.storage.url)
+    await store.open()
+    try:
+        if args.keys_command == "create":
+            if not args.project and not args.admin:
+                print("error: give --project P (a project key) or --admin", file=sys.stderr)
+                return 2
+            _key, secret = await create_key(store, project=args.project, admin=args.admin)
+            print(secret)
+            return 0
+        if args.keys_command == "list":
+            for key in await store.list_api_keys():
+                state = "revoked" if key.revoked_at else "active"
+                scope = "admin" if key.admin else f"project={key.project}"
+                print(f"{key.id}\t{scope}\t{state}")
+            return 0
+        if args.keys_command == "revoke":
+            if await store.revoke_api_key(args.key_id, time.time()):
+                print(f"revoked {args.key_id}")
+                return 0
+            print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,121 @@
+"""The service settings: the shape of ``alerts.yaml`` (SPEC §4.2) as pydantic models.
+
+Environment variables ``ALERTS_<SECTION>__<KEY>`` override the file (pydantic-settings), so a
+container can change the port or the storage URL without editing YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from alerts.durations import Duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+
+class StorageSettings(_Strict):
+    url: str = "sqlite:///.alerts/alerts.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("storage url must start with sqlite:// or postgresql://")
+        return url
+
+
+class RunsSettings(_Strict):
+    heartbeat_timeout: Duration = 60.0
+    crash_check_interval: Duration | None = None
+    """How often to look for silent runs; default ``min(5s, heartbeat_timeout / 4)``."""
+
+
+class DeliverySettings(_Strict):
+    """Retry policy of the outbox: exponential backoff with jitter, given up after ``max_age``."""
+
+    initial_backoff: Duration = 1.0
+    max_backoff: Duration = 300.0
+    max_age: Duration = 86400.0
+    timeout: Duration = 10.0
+    concurrency: int = Field(16, ge=1)
+
+
+class ConsoleChannel(_Strict):
+    type: Literal["console"]
+
+
+class WebhookChannel(_Strict):
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+    format: Literal["runwatch"] = "runwatch"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        return url
+
+
+Channel = Annotated[ConsoleChannel | WebhookChannel, Field(discriminator="type")]
+
+
+class DefaultsSettings(_Strict):
+    channels: list[str] = Field(default_factory=lambda: ["console"])
+    group_by: list[str] = Field(default_factory=lambda: ["project", "run", "rule"])
+    group_wait: Duration = 0.0
+    group_interval: Duration = 60.0
+    repeat_interval: Duration = 4 * 3600.0
+    send_resolved: bool = True
+
+
+class AlertsSettings(BaseSettings):
+    """Everything ``alerts.yaml`` can say; ``ALERTS_*`` environment variables win over the file."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERTS_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    runs: RunsSettings = Field(default_factory=RunsSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    channels: dict[str, Channel] = Field(default_factory=lambda: {"console": ConsoleChannel(type="console")})
+    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment must override it, not the reverse.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _channels_exist(self) -> AlertsSettings:
+        unknown = [name for name in self.defaults.channels if name not in self.channels]
+        if unknown:
+            raise ValueError(f"defaults.channels names unknown channel(s): {', '.join(unknown)}")
+        return self
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """What the SDK is told to use: often enough that three beats fit in one timeout."""
+        return min(10.0, self.runs.heartbeat_timeout / 3)

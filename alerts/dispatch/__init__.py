@@ -1,0 +1,1 @@
+"""Dispatch: which channels an alert goes to, and under which group."""

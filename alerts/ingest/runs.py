@@ -1,0 +1,96 @@
+"""Run lifecycle: init/resume, ordered records, heartbeats and heartbeat loss (→ crashed)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.ingest.events import IngestListener
+from alerts.ingest.records import build_batch
+from alerts.model import Run, RunEvent, RunState
+from alerts.storage.base import NewRun, RunExit, Store
+
+log = logging.getLogger(__name__)
+
+
+class RunConflict(Exception):
+    """The request contradicts the run's state (e.g. ``resume="never"`` for an existing run)."""
+
+
+@dataclass
+class RecordsResult:
+    accepted: int
+    duplicates: int
+    last_seq: int
+
+
+class RunIngest:
+    """Applies what the SDK sends about runs, and publishes points and state changes to listeners."""
+
+    def __init__(self, store: Store, *, heartbeat_timeout: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._heartbeat_timeout = heartbeat_timeout
+        self._clock = clock
+        self.listeners: list[IngestListener] = []
+
+    async def init_run(self, new: NewRun, *, resume: str | None) -> tuple[Run, bool]:
+        """Create the run, or return it again for a retried init; reopen it only when resuming."""
+        existing = await self._store.get_run(new.project, new.id)
+        if existing is not None and resume == "never":
+            raise RunConflict(f"run {new.project}/{new.id} already exists and resume is 'never'")
+        if existing is None and resume == "must":
+            raise LookupError(f"run {new.project}/{new.id} does not exist and resume is 'must'")
+        if existing is not None and resume is None:
+            # A retried or replayed init: idempotent, never reopens a run that has ended.
+            await self._store.touch_run(existing.pk, self._clock())
+            return existing, False
+        run, created = await self._store.upsert_run(new, self._clock())
+        if not created and existing is not None and existing.state.is_terminal:
+            await self._publish_event(RunEvent(run=run, state=RunState.RUNNING, reason="resumed",
+                                               at=self._clock()))
+        elif created:
+            await self._publish_event(RunEvent(run=run, state=RunState.RUNNING, reason="started",
+                                               at=self._clock()))
+        return run, created
+
+    async def add_records(self, run: Run, records: list[dict[str, Any]]) -> RecordsResult:
+        batch = build_batch(records, last_seq=run.last_seq)
+        if batch is None:
+            await self._store.touch_run(run.pk, self._clock())
+            return RecordsResult(accepted=0, duplicates=len(records), last_seq=run.last_seq)
+        applied, event = await self._store.apply_records(run, batch, self._clock())
+        if not applied:
+            raise RunConflict("another copy of this batch was applied concurrently; resend it")
+        run.last_seq = batch.last_seq
+        for listener in self.listeners:
+            await listener.on_batch(run, batch)
+        if event is not None:
+            await self._publish_event(event)
+        accepted = batch.last_seq - batch.first_seq + 1
+        return RecordsResult(accepted=accepted, duplicates=len(records) - accepted, last_seq=run.last_seq)
+
+    async def heartbeat(self, run: Run) -> None:
+        await self._store.touch_run(run.pk, self._clock())
+
+    async def mark_silent_runs_crashed(self) -> list[RunEvent]:
+        """The heartbeat-loss check, run periodically by the scheduler."""
+        now = self._clock()
+        events = []
+        for run in await self._store.find_silent_runs(now - self._heartbeat_timeout):
+            silent_for = now - run.last_contact
+            event = await self._store.end_run(run.pk, RunExit(
+                state=RunState.CRASHED, exit_code=None, console_tail=None, at=now,
+                reason=f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"))
+            if event is not None:
+                log.warning("run %s/%s marked crashed: %s", run.project, run.id, event.reason)
+                events.append(event)
+                await self._publish_event(event)
+        return events
+
+    async def _publish_event(self, event: RunEvent) -> None:
+        for listener in self.listeners:
+            await listener.on_run_event(event)

@@ -1,0 +1,152 @@
+"""The service's domain objects, shared by ingest, notify, storage and the API.
+
+Plain dataclasses: the store returns them, the stages pass them on, the API renders them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+    CRASHED = "crashed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunState.RUNNING
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class AlertSource(StrEnum):
+    SDK = "sdk"
+    RULE = "rule"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass
+class ApiKey:
+    id: str
+    project: str | None
+    admin: bool
+    created_at: float
+    revoked_at: float | None = None
+
+    def may_access(self, project: str) -> bool:
+        return self.admin or self.project == project
+
+
+@dataclass
+class Run:
+    pk: int
+    project: str
+    id: str
+    name: str
+    state: RunState
+    config: dict[str, Any]
+    tags: list[str]
+    notes: str | None
+    group: str | None
+    job_type: str | None
+    summary: dict[str, Any]
+    created_at: float
+    started_at: float
+    last_contact: float
+    finished_at: float | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    console_tail: str | None = None
+    last_seq: int = 0
+    host: str | None = None
+    pid: int | None = None
+
+
+@dataclass
+class RunEvent:
+    """A state change of a run: what rules with ``run_state`` trigger on."""
+
+    run: Run
+    state: RunState
+    reason: str | None
+    at: float
+
+
+@dataclass
+class Alert:
+    """One alert, from a rule or from an explicit ``alert()`` call (``source``)."""
+
+    id: str
+    fingerprint: str
+    source: AlertSource
+    project: str
+    title: str
+    text: str
+    severity: Severity
+    labels: dict[str, str]
+    status: AlertStatus
+    starts_at: float
+    rule: str | None = None
+    run_pk: int | None = None
+    client_id: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    step: int | None = None
+    ends_at: float | None = None
+    suppressed_count: int = 0
+    delayed: bool = False
+    created_at: float = 0.0
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Stable identity of an alert series: a hash of its sorted labels, as in Alertmanager."""
+    digest = hashlib.sha256()
+    for key in sorted(labels):
+        digest.update(key.encode())
+        digest.update(b"\xff")
+        digest.update(str(labels[key]).encode())
+        digest.update(b"\xff")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Notification:
+    """One message to one channel, persisted before it is sent (the outbox).
+
+    ``id`` is the delivery id: it stays the same across retries, so receivers can deduplicate.
+    ``message`` is the channel-independent content (status, group labels, alert snapshots).
+    """
+
+    id: str
+    channel: str
+    group_key: str
+    message: dict[str, Any]
+    status: NotificationStatus = NotificationStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    created_at: float = 0.0
+    delivered_at: float | None = None

@@ -1,0 +1,1 @@
+"""Notify: turn alerts into persisted notifications and deliver them through channels."""

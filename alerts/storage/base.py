@@ -1,0 +1,168 @@
+"""The one storage interface of the service; SQLite and PostgreSQL implement it (``sql.py``).
+
+Every method is a coroutine and a unit of work: it commits before it returns, so a caller that saw a
+method return knows the data survives a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.model import Alert, ApiKey, Notification, Run, RunEvent, RunState
+
+
+@dataclass
+class RunExit:
+    state: RunState
+    exit_code: int | None
+    reason: str | None
+    console_tail: str | None
+    at: float
+
+
+@dataclass
+class RecordBatch:
+    """Decoded run records, ready to write in one transaction (see ``ingest.records``)."""
+
+    first_seq: int
+    last_seq: int
+    steps: list[tuple[int, float, float | None]] = field(default_factory=list)
+    points: list[tuple[str, int, float, float]] = field(default_factory=list)
+    media: list[tuple[str, int, str, Any]] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    exit: RunExit | None = None
+
+
+@dataclass
+class NewRun:
+    project: str
+    id: str
+    name: str
+    config: dict[str, Any]
+    tags: list[str]
+    notes: str | None
+    group: str | None
+    job_type: str | None
+    started_at: float
+    host: str | None
+    pid: int | None
+
+
+class Store(ABC):
+    """Async persistence for keys, runs, metric points, media, alerts and the notification outbox."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema to the newest migration."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # API keys -----------------------------------------------------------------------------------
+    @abstractmethod
+    async def insert_api_key(self, key: ApiKey, key_hash: str) -> None: ...
+
+    @abstractmethod
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash unless it was revoked."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]: ...
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, at: float) -> bool: ...
+
+    # Runs ---------------------------------------------------------------------------------------
+    @abstractmethod
+    async def upsert_run(self, new: NewRun, at: float) -> tuple[Run, bool]:
+        """Create the run, or return the existing one with the same (project, id); True if created.
+
+        Resuming a run that had ended sets it running again (W&B ``resume``), recorded as an event.
+        """
+
+    @abstractmethod
+    async def get_run(self, project: str, run_id: str) -> Run | None: ...
+
+    @abstractmethod
+    async def list_runs(self, *, project: str | None, state: str | None = None, tag: str | None = None,
+                        name: str | None = None, limit: int = 100, offset: int = 0) -> list[Run]: ...
+
+    @abstractmethod
+    async def touch_run(self, run_pk: int, at: float) -> None:
+        """Record contact from the run's process (what heartbeat loss is measured against)."""
+
+    @abstractmethod
+    async def apply_records(self, run: Run, batch: RecordBatch, at: float) -> tuple[bool, RunEvent | None]:
+        """Write a batch whose ``first_seq == run.last_seq + 1``.
+
+        Returns (applied, exit event if the batch ended the run); applied is False, and nothing is
+        written, when the run's last_seq moved meanwhile (a concurrent copy of the batch won).
+        Points with an existing (key, step) are replaced: a later ``log`` of the same step wins.
+        """
+
+    @abstractmethod
+    async def end_run(self, run_pk: int, exit: RunExit) -> RunEvent | None:
+        """Move a running run to a terminal state; None if it was not running any more."""
+
+    @abstractmethod
+    async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
+        """Running runs whose last contact is older than the given time."""
+
+    @abstractmethod
+    async def list_run_events(self, run_pk: int) -> list[RunEvent]: ...
+
+    @abstractmethod
+    async def history(self, run_pk: int, *, keys: list[str] | None, after_step: int,
+                      limit: int) -> list[dict[str, Any]]:
+        """Rows ``{"_step", "_timestamp", "_runtime", key: value...}`` with step > after_step, by step."""
+
+    @abstractmethod
+    async def list_media(self, run_pk: int) -> list[dict[str, Any]]: ...
+
+    # Alerts -------------------------------------------------------------------------------------
+    @abstractmethod
+    async def find_alert_by_client_id(self, client_id: str) -> Alert | None: ...
+
+    @abstractmethod
+    async def admit_explicit_alert(self, project: str, run_id: str, title: str, at: float,
+                                   wait_duration: float) -> int | None:
+        """Throttle explicit alerts by (project, run, title).
+
+        Returns None when an alert with that title was admitted less than ``wait_duration`` seconds
+        before ``at`` (the call is counted as suppressed); otherwise admits it and returns how many
+        were suppressed since the previous admitted one.
+        """
+
+    @abstractmethod
+    async def insert_alerts(self, alerts: list[Alert]) -> None: ...
+
+    @abstractmethod
+    async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
+                          limit: int = 500) -> list[Alert]: ...
+
+    # Notification outbox ------------------------------------------------------------------------
+    @abstractmethod
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None: ...
+
+    @abstractmethod
+    async def due_notifications(self, now: float, limit: int) -> list[Notification]:
+        """Pending notifications whose next attempt is due, oldest first."""
+
+    @abstractmethod
+    async def next_notification_due(self) -> float | None: ...
+
+    @abstractmethod
+    async def mark_delivered(self, notification_id: str, at: float, attempts: int) -> None: ...
+
+    @abstractmethod
+    async def reschedule(self, notification_id: str, *, attempts: int, next_attempt_at: float,
+                         error: str) -> None: ...
+
+    @abstractmethod
+    async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None: ...
+
+    @abstractmethod
+    async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...

@@ -1,0 +1,427 @@
+"""The :class:`Store` on SQLAlchemy Core (async): SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+The two differ only in the engine URL, connection pragmas and the dialect's ``INSERT .. ON CONFLICT``;
+everything else is shared SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, and_, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from alerts.errors import StorageError
+from alerts.model import (
+    Alert,
+    AlertSource,
+    AlertStatus,
+    ApiKey,
+    Notification,
+    NotificationStatus,
+    Run,
+    RunEvent,
+    RunState,
+    Severity,
+)
+from alerts.storage import tables as t
+from alerts.storage.base import NewRun, RecordBatch, RunExit, Store
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def async_url(url: str) -> str:
+    """Map the user-facing storage URL to SQLAlchemy's async driver URL."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://"):]
+    return url
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._engine: AsyncEngine | None = None
+        self._dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StorageError("the store is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        if self._dialect == "sqlite":
+            path = self._url[len("sqlite:///"):]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._engine = create_async_engine(async_url(self._url))
+            if self._dialect == "sqlite":
+                event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+            async with self._engine.begin() as conn:
+                await conn.run_sync(_migrate)
+        except Exception as exc:  # the message must not carry the URL: it may hold a password
+            raise StorageError(f"cannot open storage ({self._dialect}): {type(exc).__name__}: "
+                               f"{_redact(str(exc), self._url)}") from None
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def _insert(self, table: t.Table) -> Any:
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    # API keys -----------------------------------------------------------------------------------
+    async def insert_api_key(self, key: ApiKey, key_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(t.api_keys.insert().values(
+                id=key.id, key_hash=key_hash, project=key.project, admin=key.admin,
+                created_at=key.created_at, revoked_at=None))
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.api_keys).where(
+                t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None)))).first()
+        return _api_key(row) if row else None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at))).all()
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, at: float) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(t.api_keys).where(
+                t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None)).values(revoked_at=at))
+        return bool(result.rowcount)
+
+    # Runs ---------------------------------------------------------------------------------------
+    async def upsert_run(self, new: NewRun, at: float) -> tuple[Run, bool]:
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert(t.projects).values(name=new.project, created_at=at)
+                               .on_conflict_do_nothing())
+            inserted = await conn.execute(self._insert(t.runs).values(
+                project=new.project, id=new.id, name=new.name, state=RunState.RUNNING.value,
+                config=new.config, tags=new.tags, notes=new.notes, group_name=new.group,
+                job_type=new.job_type, summary={}, host=new.host, pid=new.pid, created_at=at,
+                started_at=new.started_at, last_contact=at, last_seq=0,
+            ).on_conflict_do_nothing())
+            created = bool(inserted.rowcount)
+            row = (await conn.execute(select(t.runs).where(
+                t.runs.c.project == new.project, t.runs.c.id == new.id))).one()
+            if created:
+                await _add_event(conn, row.pk, RunState.RUNNING, "started", at)
+            else:
+                values: dict[str, Any] = {"last_contact": at}
+                if row.state != RunState.RUNNING.value:
+                    values.update(state=RunState.RUNNING.value, finished_at=None, exit_code=None,
+                                  failure_reason=None)
+                    await _add_event(conn, row.pk, RunState.RUNNING, "resumed", at)
+                await conn.execute(update(t.runs).where(t.runs.c.pk == row.pk).values(**values))
+                row = (await conn.execute(select(t.runs).where(t.runs.c.pk == row.pk))).one()
+        return _run(row), created
+
+    async def get_run(self, project: str, run_id: str) -> Run | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.runs).where(
+                t.runs.c.project == project, t.runs.c.id == run_id))).first()
+        return _run(row) if row else None
+
+    async def list_runs(self, *, project: str | None, state: str | None = None, tag: str | None = None,
+                        name: str | None = None, limit: int = 100, offset: int = 0) -> list[Run]:
+        query = select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.pk.desc())
+        if project is not None:
+            query = query.where(t.runs.c.project == project)
+        if state is not None:
+            query = query.where(t.runs.c.state == state)
+        if name is not None:
+            query = query.where(t.runs.c.name == name)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [_run(row) for row in rows]
+        if tag is not None:  # tags are a JSON list; filtering here keeps the SQL portable
+            found = [run for run in found if tag in run.tags]
+        return found[offset:offset + limit]
+
+    async def touch_run(self, run_pk: int, at: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.runs).where(t.runs.c.pk == run_pk, t.runs.c.last_contact < at)
+                               .values(last_contact=at))
+
+    async def apply_records(self, run: Run, batch: RecordBatch, at: float) -> tuple[bool, RunEvent | None]:
+        async with self.engine.begin() as conn:
+            # The conditional update is the guard against two concurrent deliveries of one batch.
+            claimed = await conn.execute(update(t.runs).where(
+                t.runs.c.pk == run.pk, t.runs.c.last_seq == batch.first_seq - 1,
+            ).values(last_seq=batch.last_seq, last_contact=at))
+            if not claimed.rowcount:
+                return False, None
+            if batch.steps:
+                stmt = self._insert(t.steps)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["run_pk", "step"],
+                    set_={"timestamp": stmt.excluded.timestamp, "runtime": stmt.excluded.runtime},
+                ), [{"run_pk": run.pk, "step": s, "timestamp": ts, "runtime": rt} for s, ts, rt in batch.steps])
+            if batch.points:
+                stmt = self._insert(t.metrics)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["run_pk", "key", "step"],
+                    set_={"timestamp": stmt.excluded.timestamp, "value": stmt.excluded.value},
+                ), [{"run_pk": run.pk, "key": k, "step": s, "timestamp": ts,
+                     "value": None if math.isnan(v) else v} for k, s, ts, v in batch.points])
+            if batch.media:
+                await conn.execute(t.media.insert(), [
+                    {"run_pk": run.pk, "key": k, "step": s, "kind": kind, "value": value}
+                    for k, s, kind, value in batch.media])
+            values: dict[str, Any] = {}
+            if batch.config is not None:
+                values["config"] = batch.config
+            if batch.summary is not None:
+                values["summary"] = batch.summary
+            if values:
+                await conn.execute(update(t.runs).where(t.runs.c.pk == run.pk).values(**values))
+            if batch.exit is not None:
+                return True, await _end_run(conn, run.pk, batch.exit)
+        return True, None
+
+    async def end_run(self, run_pk: int, exit: RunExit) -> RunEvent | None:
+        async with self.engine.begin() as conn:
+            return await _end_run(conn, run_pk, exit)
+
+    async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.runs).where(
+                t.runs.c.state == RunState.RUNNING.value,
+                t.runs.c.last_contact < last_contact_before))).all()
+        return [_run(row) for row in rows]
+
+    async def list_run_events(self, run_pk: int) -> list[RunEvent]:
+        async with self.engine.connect() as conn:
+            run_row = (await conn.execute(select(t.runs).where(t.runs.c.pk == run_pk))).one()
+            rows = (await conn.execute(select(t.run_events).where(t.run_events.c.run_pk == run_pk)
+                                       .order_by(t.run_events.c.id))).all()
+        run = _run(run_row)
+        return [RunEvent(run=run, state=RunState(row.state), reason=row.reason, at=row.at) for row in rows]
+
+    async def history(self, run_pk: int, *, keys: list[str] | None, after_step: int,
+                      limit: int) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            step_rows = (await conn.execute(
+                select(t.steps).where(t.steps.c.run_pk == run_pk, t.steps.c.step > after_step)
+                .order_by(t.steps.c.step).limit(limit))).all()
+            if not step_rows:
+                return []
+            last = step_rows[-1].step
+            query = select(t.metrics.c.step, t.metrics.c.key, t.metrics.c.value).where(
+                t.metrics.c.run_pk == run_pk, t.metrics.c.step > after_step, t.metrics.c.step <= last)
+            if keys:
+                query = query.where(t.metrics.c.key.in_(keys))
+            points = (await conn.execute(query)).all()
+        rows = {row.step: {"_step": row.step, "_timestamp": row.timestamp, "_runtime": row.runtime}
+                for row in step_rows}
+        for step, key, value in points:
+            if step in rows:
+                rows[step][key] = math.nan if value is None else value
+        ordered = list(rows.values())
+        if keys:  # W&B's history(keys=...) only returns rows that have the keys
+            ordered = [row for row in ordered if any(key in row for key in keys)]
+        return ordered
+
+    async def list_media(self, run_pk: int) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.media).where(t.media.c.run_pk == run_pk)
+                                       .order_by(t.media.c.step, t.media.c.id))).all()
+        return [{"key": row.key, "step": row.step, "kind": row.kind, "value": row.value} for row in rows]
+
+    # Alerts -------------------------------------------------------------------------------------
+    async def find_alert_by_client_id(self, client_id: str) -> Alert | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.alerts).where(t.alerts.c.client_id == client_id))).first()
+        return _alert(row) if row else None
+
+    async def admit_explicit_alert(self, project: str, run_id: str, title: str, at: float,
+                                   wait_duration: float) -> int | None:
+        key = and_(t.alert_throttles.c.project == project, t.alert_throttles.c.run_id == run_id,
+                   t.alert_throttles.c.title == title)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(t.alert_throttles).where(key))).first()
+            if row is None:
+                await conn.execute(t.alert_throttles.insert().values(
+                    project=project, run_id=run_id, title=title, last_sent_at=at, suppressed=0))
+                return 0
+            if at - row.last_sent_at < wait_duration:
+                await conn.execute(update(t.alert_throttles).where(key)
+                                   .values(suppressed=t.alert_throttles.c.suppressed + 1))
+                return None
+            await conn.execute(update(t.alert_throttles).where(key).values(last_sent_at=at, suppressed=0))
+            return int(row.suppressed)
+
+    async def insert_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(t.alerts.insert(), [_alert_row(alert) for alert in alerts])
+
+    async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
+                          limit: int = 500) -> list[Alert]:
+        query = select(t.alerts).order_by(t.alerts.c.starts_at.desc()).limit(limit)
+        if project is not None:
+            query = query.where(t.alerts.c.project == project)
+        if status is not None:
+            query = query.where(t.alerts.c.status == status)
+        if run_pk is not None:
+            query = query.where(t.alerts.c.run_pk == run_pk)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_alert(row) for row in rows]
+
+    # Notification outbox ------------------------------------------------------------------------
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
+        if not notifications:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(t.notifications.insert(), [{
+                "id": n.id, "channel": n.channel, "group_key": n.group_key, "status": n.status.value,
+                "message": n.message, "attempts": n.attempts, "next_attempt_at": n.next_attempt_at,
+                "last_error": n.last_error, "created_at": n.created_at, "delivered_at": n.delivered_at,
+            } for n in notifications])
+
+    async def due_notifications(self, now: float, limit: int) -> list[Notification]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.notifications).where(
+                t.notifications.c.status == NotificationStatus.PENDING.value,
+                t.notifications.c.next_attempt_at <= now,
+            ).order_by(t.notifications.c.next_attempt_at, t.notifications.c.created_at).limit(limit))).all()
+        return [_notification(row) for row in rows]
+
+    async def next_notification_due(self) -> float | None:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.min(t.notifications.c.next_attempt_at)).where(
+                t.notifications.c.status == NotificationStatus.PENDING.value))).scalar()
+        return None if value is None else float(value)
+
+    async def mark_delivered(self, notification_id: str, at: float, attempts: int) -> None:
+        await self._update_notification(notification_id, status=NotificationStatus.DELIVERED.value,
+                                        delivered_at=at, attempts=attempts, last_error=None)
+
+    async def reschedule(self, notification_id: str, *, attempts: int, next_attempt_at: float,
+                         error: str) -> None:
+        await self._update_notification(notification_id, attempts=attempts, next_attempt_at=next_attempt_at,
+                                        last_error=error)
+
+    async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None:
+        await self._update_notification(notification_id, status=NotificationStatus.FAILED.value,
+                                        attempts=attempts, last_error=error)
+
+    async def _update_notification(self, notification_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id)
+                               .values(**values))
+
+    async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]:
+        query = select(t.notifications).order_by(t.notifications.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(t.notifications.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_notification(row) for row in rows]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the CLI (keys, silences) write while the service reads; busy_timeout waits for locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _migrate(connection: Connection) -> None:
+    config = AlembicConfig(str(_MIGRATIONS / "alembic.ini"))
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _redact(message: str, url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return message
+    return message.replace(password, "***") if password else message
+
+
+async def _add_event(conn: AsyncConnection, run_pk: int, state: RunState, reason: str | None, at: float) -> None:
+    await conn.execute(t.run_events.insert().values(run_pk=run_pk, state=state.value, reason=reason, at=at))
+
+
+async def _end_run(conn: AsyncConnection, run_pk: int, exit: RunExit) -> RunEvent | None:
+    result = await conn.execute(update(t.runs).where(
+        t.runs.c.pk == run_pk, t.runs.c.state == RunState.RUNNING.value,
+    ).values(state=exit.state.value, exit_code=exit.exit_code, failure_reason=exit.reason,
+             console_tail=exit.console_tail, finished_at=exit.at))
+    if not result.rowcount:
+        return None
+    await _add_event(conn, run_pk, exit.state, exit.reason, exit.at)
+    row = (await conn.execute(select(t.runs).where(t.runs.c.pk == run_pk))).one()
+    return RunEvent(run=_run(row), state=exit.state, reason=exit.reason, at=exit.at)
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(id=row.id, project=row.project, admin=bool(row.admin), created_at=row.created_at,
+                  revoked_at=row.revoked_at)
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        pk=row.pk, project=row.project, id=row.id, name=row.name, state=RunState(row.state),
+        config=row.config, tags=row.tags, notes=row.notes, group=row.group_name, job_type=row.job_type,
+        summary=row.summary, created_at=row.created_at, started_at=row.started_at,
+        last_contact=row.last_contact, finished_at=row.finished_at, exit_code=row.exit_code,
+        failure_reason=row.failure_reason, console_tail=row.console_tail, last_seq=row.last_seq,
+        host=row.host, pid=row.pid,
+    )
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id, "client_id": alert.client_id, "fingerprint": alert.fingerprint,
+        "source": alert.source.value, "rule": alert.rule, "project": alert.project, "run_pk": alert.run_pk,
+        "title": alert.title, "text": alert.text, "severity": alert.severity.value, "labels": alert.labels,
+        "status": alert.status.value, "metric": alert.metric, "value": alert.value,
+        "threshold": alert.threshold, "step": alert.step, "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at, "suppressed_count": alert.suppressed_count, "delayed": alert.delayed,
+        "created_at": alert.created_at,
+    }
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(
+        id=row.id, fingerprint=row.fingerprint, source=AlertSource(row.source), project=row.project,
+        title=row.title, text=row.text, severity=Severity(row.severity), labels=row.labels,
+        status=AlertStatus(row.status), starts_at=row.starts_at, rule=row.rule, run_pk=row.run_pk,
+        client_id=row.client_id, metric=row.metric, value=row.value, threshold=row.threshold,
+        step=row.step, ends_at=row.ends_at, suppressed_count=row.suppressed_count,
+        delayed=bool(row.delayed), created_at=row.created_at,
+    )
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(
+        id=row.id, channel=row.channel, group_key=row.group_key, message=row.message,
+        status=NotificationStatus(row.status), attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error, created_at=row.created_at, delivered_at=row.delivered_at,
+    )
+
+
+__all__ = ["SqlStore", "async_url"]

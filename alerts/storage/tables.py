@@ -1,0 +1,161 @@
+"""The relational schema (SQLAlchemy Core), shared by the SQLite and PostgreSQL backends.
+
+Times are UNIX seconds (double precision) everywhere: cheap to compare, identical on both backends.
+A metric ``value`` of NULL means NaN: SQLite cannot store NaN (it turns it into NULL), and a missing
+value is never stored as a row, so NULL is free to carry that meaning on both backends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+projects = Table(
+    "projects", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("project", String(200), nullable=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("id", String(128), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("notes", Text, nullable=True),
+    Column("group_name", String(300), nullable=True),
+    Column("job_type", String(300), nullable=True),
+    Column("summary", JSON, nullable=False),
+    Column("host", String(300), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("last_contact", Float, nullable=False),
+    Column("exit_code", Integer, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("console_tail", Text, nullable=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    UniqueConstraint("project", "id", name="uq_runs_project_id"),
+)
+Index("ix_runs_state_contact", runs.c.state, runs.c.last_contact)
+
+run_events = Table(
+    "run_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("at", Float, nullable=False),
+)
+Index("ix_run_events_run", run_events.c.run_pk)
+
+steps = Table(
+    "steps", metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("runtime", Float, nullable=True),
+    PrimaryKeyConstraint("run_pk", "step"),
+)
+
+metrics = Table(
+    "metrics", metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("value", Float, nullable=True),
+    PrimaryKeyConstraint("run_pk", "key", "step"),
+)
+
+media = Table(
+    "media", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_pk", Integer, nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("value", JSON, nullable=False),
+)
+Index("ix_media_run", media.c.run_pk, media.c.step)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(64), nullable=True, unique=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("rule", String(200), nullable=True),
+    Column("project", String(200), nullable=False),
+    Column("run_pk", Integer, nullable=True),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("metric", String(300), nullable=True),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("step", BigInteger, nullable=True),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=True),
+    Column("suppressed_count", Integer, nullable=False, default=0),
+    Column("delayed", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_alerts_project_status", alerts.c.project, alerts.c.status)
+
+alert_throttles = Table(
+    "alert_throttles", metadata,
+    Column("project", String(200), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("last_sent_at", Float, nullable=False),
+    Column("suppressed", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("project", "run_id", "title"),
+)
+
+notifications = Table(
+    "notifications", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+)
+Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)

@@ -1,0 +1,29 @@
+"""The SDK's logger and log-once helper: internal errors are reported once per kind, never raised."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+__all__ = ["logger", "log_once", "reset_log_once"]
+
+logger = logging.getLogger("runwatch")
+
+_seen: set[str] = set()
+_lock = threading.Lock()
+
+
+def log_once(kind: str, message: str, *args: object, level: int = logging.WARNING) -> bool:
+    """Log ``message`` the first time ``kind`` is seen in this process; return whether it was logged."""
+    with _lock:
+        if kind in _seen:
+            return False
+        _seen.add(kind)
+    logger.log(level, message, *args)
+    return True
+
+
+def reset_log_once() -> None:
+    """Forget which kinds were logged (tests, and a fresh run after init)."""
+    with _lock:
+        _seen.clear()
