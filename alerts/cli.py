@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command not in ("serve", "demo")  # e.g. `keys create` prints only the key
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "check-config":
             return _check_config(args.file or args.config)

@@ -76,8 +76,6 @@ def _convert(node: yaml.Node, loc: Path_, loaded: LoadedYaml, environ: Mapping[s
                 line = key_node.start_mark.line + 1
                 errors.append(f"{loaded.path}:{line}:{key_node.start_mark.column + 1}: duplicate key {key!r}")
             result[key] = _convert(value_node, (*loc, str(key)), loaded, environ, errors)
-            loaded.positions[(*loc, str(key))] = (key_node.start_mark.line + 1,
-                                                  key_node.start_mark.column + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*loc, index), loaded, environ, errors) for index, item in enumerate(node.value)]

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.receiver import WebhookReceiver
+from tests.support.service import ServiceProcess
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start ``alerts serve`` processes with config overrides; all are stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def make(config: dict[str, Any] | None = None, *, start: bool = True, name: str = "service") -> ServiceProcess:
+        service = ServiceProcess(tmp_path / name, config=config)
+        started.append(service)
+        return service.start() if start else service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def service(service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
+    """A running service with the default console channel."""
+    return service_factory()
+
+
+@pytest.fixture
+def webhook_service(service_factory: Callable[..., ServiceProcess],
+                    webhook_receiver: WebhookReceiver) -> ServiceProcess:
+    """A running service that delivers every notification to ``webhook_receiver`` (signed)."""
+    return service_factory({
+        "channels": {"console": {"type": "console"},
+                     "hook": {"type": "webhook", "url": webhook_receiver.url, "secret": "test-signing-secret"}},
+        "defaults": {"channels": ["console", "hook"]},
+    })

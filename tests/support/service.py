@@ -1,0 +1,112 @@
+"""The real ``alerts serve`` process on a free loopback port, driven by its own CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.ports import free_port
+
+
+class ServiceProcess:
+    """``alerts serve`` with a config written to ``workdir``; start/stop/kill keep the same port and DB."""
+
+    def __init__(self, workdir: Path, *, config: dict[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.config_path = workdir / "alerts.yaml"
+        self.log_path = workdir / "service.log"
+        settings: dict[str, Any] = {
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "storage": {"url": "sqlite:///alerts.db"},
+            "delivery": {"initial_backoff": "200ms", "max_backoff": "2s"},
+        }
+        for key, value in (config or {}).items():
+            if isinstance(value, dict) and isinstance(settings.get(key), dict):
+                settings[key] = {**settings[key], **value}
+            else:
+                settings[key] = value
+        self.config_path.write_text(yaml.safe_dump(settings))
+        self.process: subprocess.Popen[bytes] | None = None
+        self._admin_key: str | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("ALERTS_CONFIG", None)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "alerts", *args, "--config", str(self.config_path)],
+                              capture_output=True, text=True, env=self.env(), cwd=self.workdir,
+                              check=check, timeout=60)
+
+    def create_key(self, project: str | None = None, *, admin: bool = False) -> str:
+        args = ["keys", "create"] + (["--project", project] if project else []) + (["--admin"] if admin else [])
+        return self.cli(*args).stdout.strip()
+
+    @property
+    def admin_key(self) -> str:
+        if self._admin_key is None:
+            self._admin_key = self.create_key(admin=True)
+        return self._admin_key
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "alerts", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"service did not become healthy:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (what `kill -9` does in production)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.admin_key}", **kwargs.pop("headers", {})}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s")
+            time.sleep(interval)
