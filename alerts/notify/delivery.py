@@ -96,6 +96,10 @@ class Deliverer:
     async def _deliver(self, notification: Notification) -> None:
         limit = self._limits.setdefault(notification.channel, asyncio.Semaphore(self._settings.concurrency))
         async with limit:
+            now = self._clock()
+            lease = now + (self._settings.timeout + 30.0)
+            if not await self._store.claim_notification(notification.id, now=now, lease_until=lease):
+                return  # delivered or claimed meanwhile (a stale due-list, another replica)
             attempts = notification.attempts + 1
             channel = self._channels.get(notification.channel)
             try:

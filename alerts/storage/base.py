@@ -152,6 +152,14 @@ class Store(ABC):
         """Pending notifications whose next attempt is due, oldest first."""
 
     @abstractmethod
+    async def claim_notification(self, notification_id: str, *, now: float, lease_until: float) -> bool:
+        """Take a due notification for one delivery attempt; False if another worker has it or it is done.
+
+        The claim pushes ``next_attempt_at`` to ``lease_until``, so a worker that dies mid-send only
+        delays the retry until the lease runs out.
+        """
+
+    @abstractmethod
     async def next_notification_due(self) -> float | None: ...
 
     @abstractmethod

@@ -302,6 +302,15 @@ class SqlStore(Store):
             ).order_by(t.notifications.c.next_attempt_at, t.notifications.c.created_at).limit(limit))).all()
         return [_notification(row) for row in rows]
 
+    async def claim_notification(self, notification_id: str, *, now: float, lease_until: float) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(t.notifications).where(
+                t.notifications.c.id == notification_id,
+                t.notifications.c.status == NotificationStatus.PENDING.value,
+                t.notifications.c.next_attempt_at <= now,
+            ).values(next_attempt_at=lease_until))
+        return bool(result.rowcount)
+
     async def next_notification_due(self) -> float | None:
         async with self.engine.connect() as conn:
             value = (await conn.execute(select(func.min(t.notifications.c.next_attempt_at)).where(
