@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command not in ("serve", "demo")  # e.g. `keys create` prints only the key
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler"):
+    for noisy in ("alembic", "apscheduler", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "check-config":

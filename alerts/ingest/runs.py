@@ -86,11 +86,13 @@ class RunIngest:
                 state=RunState.CRASHED, exit_code=None, console_tail=None, at=now,
                 reason=f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"))
             if event is not None:
-                log.warning("run %s/%s marked crashed: %s", run.project, run.id, event.reason)
                 events.append(event)
                 await self._publish_event(event)
         return events
 
     async def _publish_event(self, event: RunEvent) -> None:
+        run = event.run
+        reason = f" ({event.reason})" if event.reason else ""
+        log.info("run %s/%s %r is %s%s", run.project, run.id, run.name, event.state.value, reason)
         for listener in self.listeners:
             await listener.on_run_event(event)
