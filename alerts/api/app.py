@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-
 from fastapi import FastAPI
 from fastapi.responses import Response
 

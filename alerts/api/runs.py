@@ -33,7 +33,7 @@ async def whoami(key: CurrentKey) -> dict[str, Any]:
 @router.post("/runs")
 async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, body.project)
-    resume = {True: "allow", False: "never"}.get(body.resume, body.resume)  # type: ignore[call-overload]
+    resume = {True: "allow", False: "never"}[body.resume] if isinstance(body.resume, bool) else body.resume
     new = NewRun(project=body.project, id=body.id, name=body.name or readable_name(body.id),
                  config=body.config, tags=body.tags, notes=body.notes, group=body.group,
                  job_type=body.job_type, started_at=body.started_at or time.time(), host=body.host,

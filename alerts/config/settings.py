@@ -20,9 +20,9 @@ class _Strict(BaseModel):
 
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
-    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
 
 class StorageSettings(_Strict):
@@ -49,7 +49,7 @@ class DeliverySettings(_Strict):
     max_backoff: Duration = 300.0
     max_age: Duration = 86400.0
     timeout: Duration = 10.0
-    concurrency: int = Field(16, ge=1)
+    concurrency: int = Field(default=16, ge=1)
 
 
 class ConsoleChannel(_Strict):
@@ -84,17 +84,21 @@ class DefaultsSettings(_Strict):
     send_resolved: bool = True
 
 
+def _console_only() -> dict[str, ConsoleChannel | WebhookChannel]:
+    return {"console": ConsoleChannel(type="console")}
+
+
 class AlertsSettings(BaseSettings):
     """Everything ``alerts.yaml`` can say; ``ALERTS_*`` environment variables win over the file."""
 
     model_config = SettingsConfigDict(env_prefix="ALERTS_", env_nested_delimiter="__", extra="forbid")
 
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    runs: RunsSettings = Field(default_factory=RunsSettings)
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
-    channels: dict[str, Channel] = Field(default_factory=lambda: {"console": ConsoleChannel(type="console")})
-    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
+    runs: RunsSettings = Field(default_factory=lambda: RunsSettings())
+    delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
+    channels: dict[str, Channel] = Field(default_factory=_console_only)
+    defaults: DefaultsSettings = Field(default_factory=lambda: DefaultsSettings())
 
     @classmethod
     def settings_customise_sources(

@@ -16,7 +16,7 @@ from typing import Any
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, Severity, fingerprint
 
-AlertSink = Callable[[list[Alert], Run], Awaitable[None]]
+AlertSink = Callable[[list[Alert], Run], Awaitable[object]]
 
 
 @dataclass

@@ -8,6 +8,7 @@ recoverable ones are retried until ``delivery.max_age``. The delivery id never c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def backoff_delay(attempts: int, settings: DeliverySettings, rand: Callable[[], float] = random.random) -> float:
     """Equal-jitter exponential backoff: half fixed, half random, capped at ``max_backoff``."""
-    ceiling = min(settings.max_backoff, settings.initial_backoff * 2 ** max(0, attempts - 1))
+    ceiling = float(min(settings.max_backoff, settings.initial_backoff * 2 ** max(0, attempts - 1)))
     return ceiling / 2 + rand() * ceiling / 2
 
 
@@ -75,9 +76,9 @@ class Deliverer:
                 continue
             task = asyncio.create_task(self._deliver(notification))
             self._in_flight[notification.id] = task
-            task.add_done_callback(lambda _t, key=notification.id: self._finished(key))
+            task.add_done_callback(functools.partial(self._finished, notification.id))
 
-    def _finished(self, key: str) -> None:
+    def _finished(self, key: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(key, None)
         self._wakeup.set()  # a finished delivery may have rescheduled itself or freed a slot
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, and_, event, func, select, update
+from sqlalchemy import Connection, Table, and_, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -76,7 +76,7 @@ class SqlStore(Store):
             await self._engine.dispose()
             self._engine = None
 
-    def _insert(self, table: t.Table) -> Any:
+    def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     # API keys -----------------------------------------------------------------------------------

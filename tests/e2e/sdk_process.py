@@ -23,7 +23,8 @@ def script(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
-def run_script(code: str, env: dict[str, str], *, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_script(code: str, env: dict[str, str], *, timeout: float = 120,
+               **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(script(code), env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 

@@ -21,5 +21,5 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, notification: Notification) -> None: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most channels hold nothing
         """Release connections; called once at shutdown."""

@@ -1,0 +1,34 @@
+"""Fixtures for the SDK unit tests: no service, isolated env, HOME and run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runwatch import _session
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for var in (
+        "RUNWATCH_API_KEY",
+        "RUNWATCH_BASE_URL",
+        "RUNWATCH_PROJECT",
+        "RUNWATCH_MODE",
+        "RUNWATCH_DIR",
+        "RUNWATCH_FINISH_TIMEOUT",
+        "RUNWATCH_SYSTEM_METRICS",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RUNWATCH_DIR", str(tmp_path / "rw"))
+    yield tmp_path
+    run = _session.active_run()
+    if run is not None:
+        run.finish(quiet=True)
+    _session._last = None
+

@@ -1,0 +1,86 @@
+"""``alert()`` (SPEC 3.5): levels, wait_duration, usage errors."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+import runwatch
+from runwatch.alert import parse_level, parse_wait_duration
+
+from _sdkutil import offline, spool_lines
+
+
+def test_alert_before_init_raises_error_naming_init() -> None:
+    with pytest.raises(runwatch.Error, match=r"call runwatch.init\(\) first"):
+        runwatch.alert("t", "x")
+    with pytest.raises(runwatch.Error, match=r"runwatch.init\(\)"):
+        runwatch.log({"a": 1})
+    with pytest.raises(runwatch.Error):
+        runwatch.finish()
+    assert runwatch.run is None
+
+
+def test_alert_after_finish_raises_usage_error() -> None:
+    run = offline()
+    run.finish()
+    with pytest.raises(runwatch.UsageError):
+        run.alert("t", "x")
+    with pytest.raises(runwatch.UsageError):
+        runwatch.alert("t", "x")
+    with pytest.raises(runwatch.UsageError):
+        run.log({"a": 1})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, runwatch.AlertLevel.INFO),
+        ("info", runwatch.AlertLevel.INFO),
+        ("WARN", runwatch.AlertLevel.WARN),
+        ("Warning", runwatch.AlertLevel.WARN),
+        ("error", runwatch.AlertLevel.ERROR),
+        (runwatch.AlertLevel.ERROR, runwatch.AlertLevel.ERROR),
+    ],
+)
+def test_level_parsing(given: object, expected: runwatch.AlertLevel) -> None:
+    assert parse_level(given) is expected
+
+
+def test_level_values_and_wire_names() -> None:
+    assert [lv.value for lv in runwatch.AlertLevel] == ["INFO", "WARN", "ERROR"]
+    assert [lv.wire for lv in runwatch.AlertLevel] == ["info", "warning", "error"]
+    with pytest.raises(ValueError):
+        parse_level("critical")
+
+
+def test_wait_duration_parsing() -> None:
+    assert parse_wait_duration(None) == 60.0
+    assert parse_wait_duration(0) == 0.0
+    assert parse_wait_duration(2.5) == 2.5
+    assert parse_wait_duration(datetime.timedelta(minutes=5)) == 300.0
+    with pytest.raises(ValueError):
+        parse_wait_duration(-1)
+    with pytest.raises(ValueError):
+        parse_wait_duration(datetime.timedelta(seconds=-1))
+    with pytest.raises(TypeError):
+        parse_wait_duration("60")
+
+
+def test_alert_record_in_offline_spool() -> None:
+    ids = iter(["uuid-1", "uuid-2"])
+    run = runwatch.init(
+        project="p", mode="offline", settings={"console": False, "signals": False}, new_uuid=lambda: next(ids)
+    )
+    run.log({"a": 1})
+    runwatch.alert("Low acc", "acc < 0.3", level="warning", wait_duration=datetime.timedelta(seconds=0))
+    run.alert("Again", "x")
+    with pytest.raises(ValueError):
+        run.alert("bad", "x", wait_duration=-5)
+    run.finish()
+    alerts = [r["alert"] for r in spool_lines(run) if r.get("type") == "alert"]
+    assert [(a["id"], a["title"], a["level"], a["wait_duration"], a["step"], a["delayed"]) for a in alerts] == [
+        ("uuid-1", "Low acc", "warning", 0.0, 1, False),
+        ("uuid-2", "Again", "info", 60.0, 1, False),
+    ]

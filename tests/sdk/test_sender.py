@@ -1,0 +1,152 @@
+"""The sender against a fake service: init first, alerts first, spill/replay, permanent errors, timeout."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import runwatch
+from runwatch.spool import REJECTED_NAME, SPOOL_NAME
+
+from _sdkutil import QUIET, FakeTransport
+
+
+def online(fake: FakeTransport, **settings: object) -> runwatch.Run:
+    return runwatch.init(
+        project="p",
+        id="run1",
+        settings={**QUIET, "retry_max_backoff": 0.05, **settings},
+        transport_factory=lambda: fake,
+    )
+
+
+def wait_for(cond, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_init_is_sent_first_then_records_in_seq_order() -> None:
+    fake = FakeTransport()
+    run = online(fake)
+    for i in range(50):
+        run.log({"i": i})
+    run.finish()
+    assert fake.calls[0][0] == "/api/v1/runs"
+    assert fake.calls[0][1]["id"] == "run1"
+    recs = fake.records()
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert [r["data"]["i"] for r in recs if r["type"] == "history"] == list(range(50))
+    assert recs[-1]["type"] == "exit" and recs[-2]["type"] == "summary"
+    assert run.url == "http://svc/r"
+    assert not (run.dir / SPOOL_NAME).exists()
+
+
+def test_a_log_ships_quickly_when_idle() -> None:
+    fake = FakeTransport()
+    run = online(fake)
+    assert wait_for(lambda: fake.paths()[:1] == ["runs"])
+    t0 = time.monotonic()
+    run.log({"a": 1})
+    assert wait_for(lambda: len(fake.records()) == 1)
+    assert time.monotonic() - t0 < 1.0  # typically ~2 ms; generous bound for slow CI
+    run.finish()
+
+
+def test_alerts_overtake_queued_metrics() -> None:
+    fake = FakeTransport()
+    fake.down = True
+    run = online(fake)
+    for i in range(10):
+        run.log({"i": i})
+    # While down the init cannot succeed; then the alert arrives and the link comes back.
+    time.sleep(0.1)
+    fake.down = False
+    run.finish()
+    # Spooled data is replayed in order after init; nothing lost, nothing before init.
+    assert fake.paths()[0] == "runs"
+    assert [r["data"]["i"] for r in fake.records() if r["type"] == "history"] == list(range(10))
+
+    fake2 = FakeTransport()
+    run2 = online(fake2, linger=0.05)
+    assert wait_for(lambda: fake2.paths()[:1] == ["runs"])
+    run2.log({"x": 1})
+    run2.alert("urgent", "now")
+    run2.finish()
+    paths = fake2.paths()
+    assert paths.index("alerts") < paths.index("records")
+
+
+def test_outage_spills_to_spool_and_replays_in_order_then_clears() -> None:
+    fake = FakeTransport()
+    run = online(fake)
+    run.log({"i": 0})
+    assert wait_for(lambda: len(fake.records()) == 1)
+    fake.down = True
+    for i in range(1, 20):
+        run.log({"i": i})
+    run.alert("during outage", "x")
+    assert wait_for(lambda: (run.dir / SPOOL_NAME).exists())
+    time.sleep(0.1)
+    fake.down = False
+    run.finish()
+    hist = [r["data"]["i"] for r in fake.records() if r["type"] == "history"]
+    assert hist == list(range(20))
+    seqs = [r["seq"] for r in fake.records()]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert any(p == "alerts" for p in fake.paths())
+    assert not (run.dir / SPOOL_NAME).exists()
+
+
+def test_memory_bound_spills_to_spool_without_dropping() -> None:
+    fake = FakeTransport()
+    fake.down = True
+    run = online(fake, max_queue_bytes=2000)
+    for i in range(200):
+        run.log({"i": i, "pad": 1.0})
+    assert wait_for(lambda: (run.dir / SPOOL_NAME).exists())
+    fake.down = False
+    run.finish()
+    assert [r["data"]["i"] for r in fake.records() if r["type"] == "history"] == list(range(200))
+
+
+def test_permanent_refusal_keeps_data_on_disk_and_continues() -> None:
+    fake = FakeTransport()
+    fake.refuse_records = 422
+    run = online(fake)
+    run.log({"a": 1})
+    run.finish()
+    rejected = [json.loads(line) for line in (run.dir / REJECTED_NAME).read_text().splitlines()]
+    assert any(r.get("type") == "history" for r in rejected)
+    assert any(r.get("type") == "exit" for r in rejected)
+
+
+def test_finish_timeout_leaves_everything_in_spool_with_sync_hint(capsys) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeTransport()
+    fake.down = True
+    run = online(fake, finish_timeout=0.3)
+    for i in range(5):
+        run.log({"i": i})
+    run.alert("a", "b")
+    t0 = time.monotonic()
+    run.finish()
+    assert time.monotonic() - t0 < 5
+    assert "runwatch sync" in capsys.readouterr().err
+    lines = [json.loads(x) for x in (run.dir / SPOOL_NAME).read_text().splitlines()]
+    assert lines[0]["type"] == "init"
+    assert [r["data"]["i"] for r in lines if r.get("type") == "history"] == list(range(5))
+    assert [r["type"] for r in lines if r.get("type") in ("alert", "exit")] == ["alert", "exit"]
+
+
+def test_heartbeat_when_quiet() -> None:
+    fake = FakeTransport()
+    run = online(fake)
+    assert wait_for(lambda: fake.paths()[:1] == ["runs"])
+    # The init answer said 10 s (as the service would); shorten it so the test stays fast.
+    run._sender.heartbeat_interval = 0.05  # type: ignore[union-attr]
+    run._sender.wake()  # type: ignore[union-attr]
+    assert wait_for(lambda: "heartbeat" in fake.paths())
+    run.finish()
