@@ -18,6 +18,7 @@ permanent refusals are copied to ``rejected.jsonl``; a finish that times out spi
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import random
 import threading
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._log import log_once, logger
+from ._log import log_once
 from .spool import Spool
 from .summary import SummaryState
 from .transport import Result, Transport
@@ -219,20 +220,26 @@ class Sender:
         self._maybe_sample_system()
         with self.lock:
             self.drain()
-        self._route()
         if self._aborting:
             self._spill_everything()
             self._release_barriers(force=True)
             self._stopping = True
             return
-        if self._local:
-            if not self._init_sent_to_spool:
-                self._to_spool([])  # offline runs always have a spool that starts with the init
-            self._write_alerts_to_spool()
-            self._done_seq = self._seq
-        else:
+        if not self._local:
             self._send_round()
+        self._settle()
+        if self._local:
+            self._done_seq = self._seq
         self._release_barriers()
+
+    def _settle(self) -> None:
+        """Route what was drained; while on disk only (offline, or an outage in backoff), alerts go to
+        the spool first so they stay ahead of the metrics drained with them."""
+        if self._local or (self._spooling and self._monotonic() < self._retry_at):
+            if self._local and not self._init_sent_to_spool:
+                self._to_spool([])  # an offline run's spool always starts with the init line
+            self._write_alerts_to_spool()
+        self._route()
 
     # -- drain (also called from the caller thread by summary reads, under ``lock``) ---------------
     def drain(self) -> None:
@@ -252,18 +259,20 @@ class Sender:
                     data = {str(k): json_safe(v) for k, v in row.items()}
                 summary.observe(data)
                 rec: dict[str, Any] = {
+                    "seq": 0,
                     "type": "history",
                     "step": step,
                     "timestamp": ts,
-                    "runtime": round(ts - start, 6),
+                    "runtime": ts - start,
                     "data": data,
                 }
             elif tag == CONFIG:
-                rec = {"type": "config", "config": json_safe(item[1])}
+                rec = {"seq": 0, "type": "config", "config": json_safe(item[1])}
             elif tag == EXIT:
                 _, state, exit_code, reason, tail, ts = item
                 self._emit_summary()
                 rec = {
+                    "seq": 0,
                     "type": "exit",
                     "state": state,
                     "exit_code": exit_code,
@@ -296,7 +305,7 @@ class Sender:
     def _emit_summary(self) -> None:
         self._last_summary = self._monotonic()
         self._summary.dirty = False
-        self._emit({"type": "summary", "summary": json_safe(self._summary.values)})
+        self._emit({"seq": 0, "type": "summary", "summary": json_safe(self._summary.values)})
 
     # -- routing ---------------------------------------------------------------------------------
     def _route(self) -> None:
@@ -350,10 +359,10 @@ class Sender:
     def _spill_everything(self) -> None:
         with self.lock:
             self.drain()
-        self._route()
+        self._write_alerts_to_spool()  # alerts stay ahead of metrics, on disk too
         if not self._local:
             self._enter_spooling()
-        self._write_alerts_to_spool()
+        self._route()
 
     # -- sending ---------------------------------------------------------------------------------
     def _post(self, path: str, body: bytes | None) -> Result:
@@ -385,8 +394,8 @@ class Sender:
                     return
             with self.lock:
                 self.drain()
-            self._route()
             progressed = self._send_alerts()
+            self._route()
             if self._aborting or self._monotonic() < self._retry_at:
                 return
             if self._spooling:
@@ -466,8 +475,6 @@ class Sender:
 
     def _records_body(self, lines: list[bytes]) -> bytes:
         if self._seq_base:
-            import json
-
             recs = []
             for line in lines:
                 rec = json.loads(line)
@@ -509,8 +516,6 @@ class Sender:
                 self._spooling = False
                 return True
             return False
-        import json
-
         group: list[bytes] = []
         group_kind = None
         end = self.spool.read_offset

@@ -175,6 +175,23 @@ def normalize_row(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _no_default(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# json.dumps() with options builds a new encoder on every call, which costs more than encoding a small
+# record; build the C encoder once (no circular check: our records are trees we built ourselves).
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_encoder is not None:
+    _C_ENCODE = _c_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def _encode(obj: Any) -> str:
+        return "".join(_C_ENCODE(obj, 0))
+
+else:  # pragma: no cover - pure-Python json build
+    _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+
+
 def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes; ``allow_nan=False`` so a stray NaN is an error here, not on the service."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode("utf-8")
+    """Compact JSON bytes; non-finite floats raise ValueError here (they must already be strings)."""
+    return _encode(obj).encode("utf-8")

@@ -1,0 +1,129 @@
+"""``runwatch.Api``: read runs, metric history and alerts back from the service (SPEC 3.9)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from .errors import Error
+from .settings import DEFAULT_BASE_URL, load_api_key
+from .values import decode_float
+
+__all__ = ["Api", "ApiRun"]
+
+
+class Api:
+    """Export client. ``base_url``/``api_key`` default to the same env vars and file as the SDK."""
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.base_url = (base_url or os.environ.get("RUNWATCH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        key = api_key or os.environ.get("RUNWATCH_API_KEY") or load_api_key(self.base_url)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        import httpx
+
+        try:
+            resp = self._client.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+        except httpx.HTTPError as exc:
+            raise Error(f"cannot reach the Runwatch service at {self.base_url}: {type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise Error(f"GET {path} failed: HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp.json()
+
+    def runs(self, project: str, filters: Mapping[str, Any] | None = None, *, limit: int = 1000) -> list[ApiRun]:
+        """Runs of ``project``; ``filters`` may hold ``state``, ``tags`` (or ``tag``) and ``name``."""
+        filters = dict(filters or {})
+        params: dict[str, Any] = {"project": project, "limit": limit}
+        for key in ("state", "name"):
+            if filters.get(key) is not None:
+                params[key] = filters.pop(key)
+        tags = filters.pop("tags", None) or filters.pop("tag", None)
+        if filters:
+            raise ValueError(f"unsupported run filters {sorted(filters)}; use state, tags, name")
+        if isinstance(tags, str):
+            params["tag"] = tags
+        elif tags:
+            params["tag"] = list(tags)
+        data = self._get("/api/v1/runs", params)
+        return [ApiRun(self, r) for r in data.get("runs", [])]
+
+    def run(self, path: str) -> ApiRun:
+        """One run by ``"project/run_id"``."""
+        project, sep, run_id = path.partition("/")
+        if not sep or not project or not run_id:
+            raise ValueError(f"run path must look like 'project/run_id', got {path!r}")
+        return ApiRun(self, self._get(f"/api/v1/runs/{project}/{run_id}"))
+
+    def alerts(self, project: str | None = None, status: str | None = None, run: str | None = None) -> list[dict[str, Any]]:
+        """Alert history (SPEC 7 alert objects plus ``suppressed_count`` and ``delayed``)."""
+        data = self._get("/api/v1/alerts", {"project": project, "status": status, "run": run})
+        return list(data.get("alerts", []))
+
+
+class ApiRun:
+    """A run as stored by the service: ``id, name, project, state, config, summary, tags, url``..."""
+
+    def __init__(self, api: Api, data: Mapping[str, Any]) -> None:
+        self._api = api
+        self._data = dict(data)
+        self.id: str = str(data.get("id"))
+        self.name: str | None = data.get("name")
+        self.project: str = str(data.get("project"))
+        self.state: str | None = data.get("state")
+        self.url: str | None = data.get("url")
+        self.config: dict[str, Any] = dict(data.get("config") or {})
+        self.summary: dict[str, Any] = {k: decode_float(v) for k, v in (data.get("summary") or {}).items()}
+        self.tags: list[str] = list(data.get("tags") or [])
+        self.notes: str | None = data.get("notes")
+        self.group: str | None = data.get("group")
+        self.job_type: str | None = data.get("job_type")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"<ApiRun {self.project}/{self.id} {self.state}>"
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    def scan_history(self, keys: Sequence[str] | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every history row in step order, fetched page by page (``after_step``)."""
+        after = -1
+        params: dict[str, Any] = {"limit": page_size}
+        if keys:
+            params["keys"] = ",".join(keys)
+        while True:
+            params["after_step"] = after
+            data = self._api._get(f"/api/v1/runs/{self.project}/{self.id}/history", params)
+            for row in data.get("rows", []):
+                yield {k: decode_float(v) for k, v in row.items()}
+            nxt = data.get("next_after_step")
+            if nxt is None or nxt == after:
+                return
+            after = int(nxt)
+
+    def history(self, keys: Sequence[str] | None = None, pandas: bool = True) -> Any:
+        """All history rows: a pandas DataFrame if pandas is installed and wanted, else a list of dicts."""
+        rows = list(self.scan_history(keys))
+        if pandas:
+            try:
+                import pandas as pd
+            except ImportError:
+                return rows
+            return pd.DataFrame(rows)
+        return rows
+
+    def media(self) -> list[dict[str, Any]]:
+        """Logged tables/images/text: ``[{"key", "step", "kind", "value"}]``."""
+        data = self._api._get(f"/api/v1/runs/{self.project}/{self.id}/media")
+        return list(data.get("media", []))

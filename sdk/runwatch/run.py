@@ -1,0 +1,474 @@
+"""``Run``: one training run — ``log``, ``alert``, ``define_metric``, ``finish`` (SPEC 3.2-3.6).
+
+The hot path is ``log``: on the caller's thread it only checks key types, does the step bookkeeping of
+SPEC 3.3, copies the dict, reads the clock, appends one tuple to a deque and wakes the sender if (and
+only if) the sender is idle. Normalising, flattening, summaries, JSON and all I/O happen on the sender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import lifecycle
+from ._log import log_once, logger
+from .alert import AlertLevel, parse_level, parse_wait_duration
+from .config import Config
+from .errors import UsageError
+from .sender import CONFIG, EXIT, HISTORY, Sender
+from .settings import Settings
+from .summary import AGGREGATES, Summary, SummaryState
+from .transport import HttpTransport, Transport
+from .values import check_keys
+
+__all__ = ["Run"]
+
+# States of a run, checked with one attribute read on the hot path.
+_ACTIVE = 0
+_FINISHED = 1
+_FORKED = 2
+_DISABLED = 3
+
+
+class Run:
+    """A run. Create it with ``runwatch.init()``; attributes: ``id``, ``name``, ``project``, ``url``,
+    ``config``, ``summary``, ``step``, ``dir``, ``mode``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        id: str,
+        name: str,
+        project: str,
+        config: Any = None,
+        tags: list[str] | None = None,
+        notes: str | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
+        resume: str | bool | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+        transport_factory: Callable[[], Transport] | None = None,
+        install_hooks: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.id = id
+        self.name = name
+        self.project = project
+        self.mode = settings.mode
+        self.tags = list(tags or [])
+        self.notes = notes
+        self.group = group
+        self.job_type = job_type
+        self.url: str | None = f"{settings.base_url}/runs/{project}/{id}" if self.mode == "online" else None
+        self.dir = Path(settings.root_dir) / f"run-{id}"
+        self._clock = clock
+        self._new_uuid = new_uuid
+        self._start_time = clock()
+        self._step = 0
+        self._pending: dict[str, Any] | None = None
+        self._state = _DISABLED if self.mode == "disabled" else _ACTIVE
+        self._finish_lock = threading.RLock()
+        self._hooks = install_hooks
+        self._metric_defs: dict[str, dict[str, Any]] = {}
+        self._summary_state = SummaryState()
+        self.summary = Summary(self._summary_state, self._summary_sync, self._summary_changed)
+        self.config = Config(config, on_change=None)
+        self._sender: Sender | None = None
+        self._queue: Any = None
+        if self._state == _DISABLED:
+            return
+
+        resume_value = _resume_value(resume)
+        init_body = {
+            "project": project,
+            "id": id,
+            "name": name,
+            "config": self.config.as_dict(),
+            "tags": self.tags,
+            "notes": notes,
+            "group": group,
+            "job_type": job_type,
+            "started_at": self._start_time,
+            "resume": resume_value,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        if transport_factory is None and self.mode == "online":
+            # Built here, on the caller's thread during init (never in log): importing httpx and
+            # creating its SSL context on the sender thread could be cut in half by a fork (DataLoader
+            # workers right after init), leaving import locks held forever in the child.
+            transport = HttpTransport(settings.base_url, settings.api_key, settings.request_timeout)
+
+            def transport_factory() -> Transport:
+                return transport
+
+        elif transport_factory is None:
+
+            def transport_factory() -> Transport:
+                raise RuntimeError("offline runs have no transport")
+
+        sampler = None
+        if settings.system_metrics:
+            from .system import SystemMonitor
+
+            monitor = SystemMonitor.create()
+            sampler = monitor.sample if monitor is not None else None
+        self._sender = Sender(
+            init_body=init_body,
+            base_url=settings.base_url,
+            run_dir=self.dir,
+            offline=self.mode == "offline",
+            transport_factory=transport_factory,
+            summary=self._summary_state,
+            start_time=self._start_time,
+            max_queue_bytes=settings.max_queue_bytes,
+            batch_max_records=settings.batch_max_records,
+            batch_max_bytes=settings.batch_max_bytes,
+            heartbeat_interval=settings.heartbeat_interval,
+            summary_interval=settings.summary_interval,
+            retry_max_backoff=settings.retry_max_backoff,
+            linger=settings.linger,
+            clock=clock,
+            monotonic=monotonic,
+            on_init=self._on_init_answer,
+            system_sampler=sampler,
+            system_interval=settings.system_metrics_interval,
+            current_step=lambda: self._step,
+        )
+        self._queue = self._sender.queue
+        object.__setattr__(self.config, "_on_change", self._config_changed)
+        self._sender.start()
+        if install_hooks:
+            lifecycle.install(self, console=settings.console, signals=settings.signals)
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The current (not yet committed) step."""
+        return self._step
+
+    @property
+    def finished(self) -> bool:
+        return self._state == _FINISHED
+
+    def __repr__(self) -> str:
+        return f"<runwatch.Run {self.project}/{self.id} name={self.name!r} mode={self.mode}>"
+
+    # -- log -------------------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Log metrics with W&B step semantics (SPEC 3.3). Never blocks, never does I/O."""
+        if self._state:
+            return self._log_inactive()
+        if type(data) is not dict:
+            data = _as_dict(data)
+        for k, v in data.items():
+            if type(k) is not str:
+                check_keys(data)
+            if type(v) is dict:
+                check_keys(v, k + ".")
+        if step is None:
+            if commit is False:
+                if self._pending is None:
+                    self._pending = dict(data)
+                else:
+                    self._pending.update(data)
+                return None
+            row = self._pending
+            if row is None:
+                row = dict(data)
+            else:
+                row.update(data)
+                self._pending = None
+            s = self._step
+            self._step = s + 1
+            self._queue.append((HISTORY, s, self._clock(), row))
+            if self._sender.idle:  # type: ignore[union-attr]
+                self._sender.wake()  # type: ignore[union-attr]
+            return None
+        self._log_at_step(data, step, commit)
+        return None
+
+    def _log_at_step(self, data: dict[str, Any], step: Any, commit: bool | None) -> None:
+        if isinstance(step, bool) or not isinstance(step, int):
+            try:
+                step = int(step.__index__())
+            except (AttributeError, TypeError):
+                raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}") from None
+        current = self._step
+        if step < current:
+            logger.warning(
+                "runwatch: tried to log to step %d, which is before the current step %d; steps must "
+                "increase, so this data is dropped",
+                step,
+                current,
+            )
+            return
+        if step > current:
+            self._commit_pending()
+            self._step = step
+        if self._pending is None:
+            self._pending = dict(data)
+        else:
+            self._pending.update(data)
+        if commit:
+            self._commit_pending()
+            self._step = step + 1
+
+    def _commit_pending(self) -> None:
+        row = self._pending
+        if row is None:
+            return
+        self._pending = None
+        self._queue.append((HISTORY, self._step, self._clock(), row))
+        sender = self._sender
+        if sender is not None and sender.idle:
+            sender.wake()
+
+    def _log_inactive(self) -> None:
+        if self._state == _FINISHED:
+            raise UsageError(
+                f"run {self.project}/{self.id} is finished; call runwatch.init() to start a new run "
+                "before logging"
+            )
+        if self._state == _FORKED:
+            log_once(
+                "forked-log",
+                "runwatch: log() in a forked child process is ignored; only the process that called "
+                "init() sends data for run %s",
+                self.id,
+            )
+        return None
+
+    # -- alert -----------------------------------------------------------------------------------
+    def alert(
+        self,
+        title: str,
+        text: str,
+        level: AlertLevel | str | None = None,
+        wait_duration: float | Any = None,
+    ) -> None:
+        """Raise an alert now (SPEC 3.5). Non-blocking; sent ahead of queued metrics."""
+        if self._state == _FINISHED:
+            raise UsageError(
+                f"run {self.project}/{self.id} is finished; alert() must be called before finish()"
+            )
+        if not isinstance(title, str) or not title:
+            raise TypeError(f"alert title must be a non-empty str, got {title!r}")
+        if not isinstance(text, str):
+            raise TypeError(f"alert text must be a str, got {type(text).__name__}")
+        lvl = parse_level(level)
+        seconds = parse_wait_duration(wait_duration)
+        if self._state != _ACTIVE or self._sender is None:
+            return
+        self._sender.alerts.append(
+            {
+                "id": self._new_uuid(),
+                "title": title,
+                "text": text,
+                "level": lvl.wire,
+                "wait_duration": seconds,
+                "timestamp": self._clock(),
+                "step": self._step,
+                "delayed": False,
+            }
+        )
+        self._sender.wake()
+
+    # -- metrics definitions and summary ---------------------------------------------------------
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        *,
+        summary: str | None = None,
+        hidden: bool | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Choose the summary aggregate of ``name`` (a key or a glob like ``"val/*"``).
+
+        ``summary`` is one of min, max, mean, last, first, none. ``step_metric`` is recorded for
+        compatibility with W&B scripts; the service plots against ``_step``.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"define_metric name must be a non-empty str, got {name!r}")
+        if summary is not None:
+            summary = summary.strip().lower()
+            if summary not in AGGREGATES:
+                raise ValueError(f"summary must be one of {'|'.join(AGGREGATES)}, got {summary!r}")
+            with self._summary_sync():
+                self._summary_state.define(name, summary)
+        definition = {"name": name, "step_metric": step_metric, "summary": summary, "hidden": hidden}
+        self._metric_defs[name] = definition
+        return definition
+
+    @contextlib.contextmanager
+    def _summary_sync(self) -> Iterator[None]:
+        sender = self._sender
+        if sender is None or self._state == _FORKED:
+            yield
+            return
+        with sender.lock:
+            sender.drain()
+            yield
+
+    def _summary_changed(self) -> None:
+        if self._sender is not None and self._state == _ACTIVE:
+            self._sender.wake()
+
+    def _config_changed(self, mapping: dict[str, Any]) -> None:
+        if self._state == _ACTIVE and self._queue is not None:
+            self._queue.append((CONFIG, mapping))
+            self._sender.wake()  # type: ignore[union-attr]
+
+    def _on_init_answer(self, data: dict[str, Any]) -> None:
+        url = data.get("url")
+        if isinstance(url, str) and url:
+            self.url = url
+
+    # -- finish ----------------------------------------------------------------------------------
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Commit the pending step, send summary and exit record, flush (bounded by finish_timeout).
+
+        State ``finished`` for exit code 0/None, ``failed`` otherwise. What does not go out in time
+        stays in the spool; ``runwatch sync <dir>`` uploads it later.
+        """
+        state = "finished" if not exit_code else "failed"
+        self._finalize(state, int(exit_code or 0), None, None, self.settings.finish_timeout, quiet)
+
+    def _finish_exception(self, exc_type: type[BaseException], exc: BaseException) -> None:
+        message = str(exc)
+        reason = f"{exc_type.__name__}: {message}" if message else exc_type.__name__
+        self._finalize("failed", 1, reason, lifecycle.console_tail(), self.settings.finish_timeout, None)
+
+    def _finish_killed(self, signal_name: str, signum: int) -> None:
+        # The process is going down: keep the flush short, the spool keeps the rest.
+        timeout = min(self.settings.finish_timeout, 5.0)
+        self._finalize("killed", 128 + int(signum), signal_name, lifecycle.console_tail(), timeout, None)
+
+    def _finalize(
+        self,
+        state: str,
+        exit_code: int,
+        reason: str | None,
+        tail: str | None,
+        timeout: float,
+        quiet: bool | None,
+    ) -> None:
+        with self._finish_lock:
+            if self._state in (_FINISHED, _FORKED):
+                return
+            was = self._state
+            self._state = _FINISHED
+        try:
+            if was == _ACTIVE and self._sender is not None:
+                self._flush_and_stop(state, exit_code, reason, tail, timeout, quiet)
+        finally:
+            if self._hooks:
+                lifecycle.uninstall(self)
+            from . import _session
+
+            _session._run_finished(self)
+
+    def _flush_and_stop(
+        self,
+        state: str,
+        exit_code: int,
+        reason: str | None,
+        tail: str | None,
+        timeout: float,
+        quiet: bool | None,
+    ) -> None:
+        sender = self._sender
+        assert sender is not None
+        self._commit_pending()
+        self._queue.append((EXIT, state, exit_code, reason, tail, self._clock()))
+        barrier = sender.barrier()
+        if not barrier.event.wait(max(0.0, timeout)):
+            sender.abort()
+            # The sender may be inside one HTTP request; give it that long to put the rest on disk.
+            barrier.event.wait(self.settings.request_timeout + 2.0)
+        sender.stop()
+        sender.join(2.0)
+        complete = barrier.event.is_set() and barrier.complete
+        if self.mode == "offline":
+            if not quiet:
+                _say(f"runwatch: offline run {self.id} saved in {self.dir}; upload it with `runwatch sync {self.dir}`")
+        elif not complete:
+            _say(
+                f"runwatch: run {self.project}/{self.id}: {sender.undelivered} records/alerts were not "
+                f"delivered before the timeout; they are kept in {self.dir} - upload them with "
+                f"`runwatch sync {self.dir}`"
+            )
+
+    # -- fork ------------------------------------------------------------------------------------
+    def _on_fork_child(self) -> None:
+        """In a forked child: this run belongs to the parent; go silent and drop the copied queue."""
+        if self._state in (_ACTIVE,):
+            self._state = _FORKED
+        if self._sender is not None:
+            self._sender.queue.clear()
+            self._sender.alerts.clear()
+            self._sender.lock = threading.RLock()  # the parent's sender may have held it at fork time
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish(0)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            import signal
+
+            self._finish_killed("SIGINT", signal.SIGINT)
+        else:
+            assert exc is not None
+            self._finish_exception(exc_type, exc)
+
+    # -- test seam -------------------------------------------------------------------------------
+    def _flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything logged so far is delivered (or spooled offline). For tests/tools."""
+        if self._sender is None or self._state != _ACTIVE:
+            return True
+        return self._sender.barrier().event.wait(timeout)
+
+
+def _as_dict(data: Any) -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        return dict(data)
+    raise TypeError(f"runwatch.log expects a dict of metrics, got {type(data).__name__}")
+
+
+def _resume_value(resume: str | bool | None) -> str | None:
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        return "allow"
+    if resume in ("allow", "never", "must"):
+        return str(resume)
+    raise ValueError(f"resume must be None, True, 'allow', 'never' or 'must', got {resume!r}")
+
+
+def _say(message: str) -> None:
+    try:
+        print(message, file=sys.stderr)
+    except Exception:
+        logger.log(logging.WARNING, message)
