@@ -12,7 +12,7 @@ __all__ = ["DEFAULT_WAIT_DURATION", "AlertLevel", "parse_level", "parse_wait_dur
 DEFAULT_WAIT_DURATION = 60.0
 
 
-class AlertLevel(str, enum.Enum):
+class AlertLevel(str, enum.Enum):  # noqa: UP042 - W&B's AlertLevel is a str Enum; StrEnum changes str()
     """Severity of an ``alert()`` call; the service receives ``info``, ``warning`` or ``error``."""
 
     INFO = "INFO"

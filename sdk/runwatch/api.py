@@ -59,7 +59,8 @@ class Api:
             raise ValueError(f"run path must look like 'project/run_id', got {path!r}")
         return ApiRun(self, self._get(f"/api/v1/runs/{project}/{run_id}"))
 
-    def alerts(self, project: str | None = None, status: str | None = None, run: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, project: str | None = None, status: str | None = None,
+               run: str | None = None) -> list[dict[str, Any]]:
         """Alert history (SPEC 7 alert objects plus ``suppressed_count`` and ``delayed``)."""
         data = self._get("/api/v1/alerts", {"project": project, "status": status, "run": run})
         return list(data.get("alerts", []))

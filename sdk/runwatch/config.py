@@ -127,9 +127,9 @@ class Config:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Config):
-            return self._items == other._items
+            return bool(self._items == other._items)
         if isinstance(other, Mapping):
-            return self._items == dict(other)
+            return bool(self._items == dict(other))
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]

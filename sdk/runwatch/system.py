@@ -59,7 +59,7 @@ class SystemMonitor:
             out["system/disk_percent"] = float(p.disk_usage(self._disk_path).percent)
         except OSError:
             pass
-        nvml = self._nvml
+        nvml: Any = self._nvml
         for i in range(self._gpu_count if nvml is not None else 0):
             try:
                 handle = nvml.nvmlDeviceGetHandleByIndex(i)

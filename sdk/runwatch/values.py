@@ -189,7 +189,8 @@ if _c_encoder is not None:
         return "".join(_C_ENCODE(obj, 0))
 
 else:  # pragma: no cover - pure-Python json build
-    _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+    _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False,  # type: ignore[assignment]
+                               ensure_ascii=False).encode
 
 
 def dumps(obj: Any) -> bytes:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime
 
 import pytest
-
 import runwatch
-from runwatch.alert import parse_level, parse_wait_duration
-
 from _sdkutil import offline, spool_lines
+from runwatch.alert import parse_level, parse_wait_duration
 
 
 def test_alert_before_init_raises_error_naming_init() -> None:

@@ -10,10 +10,10 @@ import urllib.parse
 from collections.abc import Iterator
 
 import pytest
-
 import runwatch
 
-ROWS = [{"_step": i, "_timestamp": 1.0 + i, "_runtime": float(i), "loss": "NaN" if i == 1 else i / 10} for i in range(5)]
+ROWS = [{"_step": i, "_timestamp": 1.0 + i, "_runtime": float(i), "loss": "NaN" if i == 1 else i / 10}
+        for i in range(5)]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

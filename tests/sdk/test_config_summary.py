@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
 import runwatch
-
 from _sdkutil import offline, spool_lines
 
 

@@ -7,9 +7,7 @@ import math
 
 import numpy as np
 import pytest
-
 import runwatch
-
 from _sdkutil import history, offline
 
 

@@ -8,11 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
-
 import runwatch
-from runwatch.media import encode_png
-
 from _sdkutil import history, offline
+from runwatch.media import encode_png
 
 
 def decode_png(png: bytes) -> tuple[int, int, int, int, bytes]:

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import runwatch
-
 from _sdkutil import QUIET, history, offline, spool_lines
 
 

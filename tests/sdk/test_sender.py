@@ -6,9 +6,8 @@ import json
 import time
 
 import runwatch
-from runwatch.spool import REJECTED_NAME, SPOOL_NAME
-
 from _sdkutil import QUIET, FakeTransport
+from runwatch.spool import REJECTED_NAME, SPOOL_NAME
 
 
 def online(fake: FakeTransport, **settings: object) -> runwatch.Run:

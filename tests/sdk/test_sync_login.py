@@ -11,13 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import runwatch
+from _sdkutil import FakeTransport, offline
 from runwatch.cli import main
 from runwatch.settings import credentials_path, load_api_key
 from runwatch.sync import SYNCED_NAME, sync_path
-
-from _sdkutil import FakeTransport, offline
 
 
 def test_sync_uploads_offline_run_with_delayed_alerts() -> None:
