@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from alerts import __version__
 from alerts.config import AlertsSettings, load_settings, resolve_config_path
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", parents=[common], help="validate a config file")
     check.add_argument("file", nargs="?")
+
+    check_rules = sub.add_parser("check-rules", parents=[common], help="validate rule files")
+    check_rules.add_argument("files", nargs="+", metavar="FILE")
+
+    test_rules = sub.add_parser("test-rules", parents=[common], help="run rule unit-test files")
+    test_rules.add_argument("files", nargs="+", metavar="FILE")
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -58,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.file or args.config)
+        if args.command == "check-rules":
+            return _check_rules(args.files, args.config)
+        if args.command == "test-rules":
+            from alerts.rules.testing import run_test_files
+
+            return int(run_test_files([Path(f) for f in args.files], out=sys.stdout))
         settings = _settings(args.config)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
@@ -82,9 +95,26 @@ def _settings(config: str | None) -> AlertsSettings:
 
 
 def _check_config(file: str | None) -> int:
+    from alerts.service import load_ruleset
+
     path = resolve_config_path(file)
     settings = load_settings(path)
-    print(f"{path or '<built-in defaults>'}: ok ({len(settings.channels)} channels)")
+    ruleset = load_ruleset(settings)
+    print(f"{path or '<built-in defaults>'}: ok ({len(settings.channels)} channels, "
+          f"{len(ruleset.rules)} rules in {len(ruleset.files)} files)")
+    for name, count in ruleset.files.items():
+        print(f"{name}: ok ({count} rules)")
+    return 0
+
+
+def _check_rules(files: list[str], config: str | None) -> int:
+    """Validate rule files; with --config, ``notify`` channel names are checked against it too."""
+    from alerts.rules.loader import load_rules
+
+    channels = set(load_settings(Path(config)).channels) if config else None
+    ruleset = load_rules([Path(f) for f in files], channels=channels)
+    for name, count in ruleset.files.items():
+        print(f"{name}: ok ({count} rules)")
     return 0
 
 

@@ -119,6 +119,9 @@ class Alert:
     suppressed_count: int = 0
     delayed: bool = False
     created_at: float = 0.0
+    resolved_reason: str | None = None
+    notify: tuple[str, ...] = ()
+    """Channels named by the rule's ``notify`` shortcut (not stored: routing happens when it fires)."""
 
 
 def fingerprint(labels: dict[str, str]) -> str:

@@ -1,44 +1,75 @@
-"""The running service: one object that owns the store, ingest, notify and the scheduler."""
+"""The running service: one object that owns the store, ingest, rules, notify and the scheduler."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.config.settings import AlertsSettings
 from alerts.dispatch.router import Router
+from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
 from alerts.ingest.runs import RunIngest
 from alerts.notify.channels import build_channels
 from alerts.notify.delivery import Deliverer
 from alerts.notify.pipeline import Notifier
+from alerts.rules.engine import RuleEngine
+from alerts.rules.loader import RuleSet, expand_rule_files, load_rules
 from alerts.storage import Store, open_store
 
 log = logging.getLogger(__name__)
 
 
+def load_ruleset(settings: AlertsSettings) -> RuleSet:
+    """The rules named by ``rule_files``; raises :class:`ConfigError` listing every problem."""
+    return load_rules(expand_rule_files(settings.rule_files), channels=set(settings.channels))
+
+
 class Service:
-    def __init__(self, settings: AlertsSettings, *, store: Store | None = None) -> None:
+    def __init__(self, settings: AlertsSettings, *, store: Store | None = None,
+                 ruleset: RuleSet | None = None) -> None:
         self.settings = settings
+        self.ruleset = ruleset if ruleset is not None else load_ruleset(settings)
         self.store = store or open_store(settings.storage.url)
         self.public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
         self.deliverer = Deliverer(self.store, build_channels(settings), settings.delivery)
         self.notifier = Notifier(self.store, Router(settings.defaults), self.deliverer,
-                                 public_url=self.public_url)
+                                 public_url=self.public_url, send_resolved=settings.defaults.send_resolved)
         self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout)
         self.explicit_alerts = ExplicitAlerts(self.store, self.notifier.submit)
+        self.rules = RuleEngine(self.store, self.notifier.submit, public_url=self.public_url)
+        self.runs.listeners.append(self.rules)
         self.scheduler = AsyncIOScheduler()
 
     async def start(self) -> None:
-        """Open storage (migrating it), then start delivery and the periodic jobs."""
+        """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
         await self.store.open()
+        await self.rules.start(self.ruleset)
         self.deliverer.start()
         timeout = self.settings.runs.heartbeat_timeout
         interval = self.settings.runs.crash_check_interval or min(5.0, timeout / 4)
         self.scheduler.add_job(self.runs.mark_silent_runs_crashed, "interval", seconds=interval,
                                id="heartbeat-loss", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.rules.check_absent, "interval", seconds=1.0, id="absent",
+                               max_instances=1, coalesce=True)
         self.scheduler.start()
+        log.info("loaded %d rules from %d files", len(self.ruleset.rules), len(self.ruleset.files))
+
+    async def reload_rules(self) -> dict[str, Any]:
+        """Re-read the rule files. On any error the last good rules stay active and ConfigError is raised."""
+        try:
+            ruleset = load_ruleset(self.settings)
+        except ConfigError as exc:
+            for line in exc.errors:
+                log.error("reload failed, keeping the last good rules: %s", line)
+            raise
+        changes = await self.rules.reload(ruleset)
+        self.ruleset = ruleset
+        log.info("reloaded %d rules: %s", len(ruleset.rules),
+                 ", ".join(f"{k} {len(v)}" for k, v in changes.items()))
+        return {"rules": len(ruleset.rules), **changes}
 
     async def stop(self) -> None:
         if self.scheduler.running:

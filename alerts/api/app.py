@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from alerts import __version__
-from alerts.api import alerts_routes, runs
+from alerts.api import admin, alerts_routes, runs
 from alerts.api.errors import BodyLimit, install_error_handlers
+from alerts.errors import ConfigError
 from alerts.service import Service
 
 
@@ -29,9 +33,14 @@ def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not on every platform
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_quietly(service)))
         try:
             yield
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
             await service.stop()
 
     # Bearer keys, not cookies, authenticate: no CSRF risk, so bodies need not say application/json.
@@ -43,9 +52,16 @@ def create_app(service: Service) -> FastAPI:
     install_error_handlers(app)
     app.include_router(runs.router)
     app.include_router(alerts_routes.router)
+    app.include_router(admin.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+async def _reload_quietly(service: Service) -> None:
+    """SIGHUP: reload; errors are logged by the service and the last good rules stay."""
+    with contextlib.suppress(ConfigError):
+        await service.reload_rules()

@@ -32,7 +32,10 @@ def load_settings(path: str | Path | None) -> AlertsSettings:
     if not isinstance(loaded.data, dict):
         raise ConfigError([f"{loaded.where(())}: the config must be a mapping of sections"])
     settings = _validate(loaded.data, loaded)
-    _make_sqlite_relative_to(settings, Path(path).parent)
+    base = Path(path).parent
+    _make_sqlite_relative_to(settings, base)
+    settings.rule_files = [pattern if os.path.isabs(pattern) else str(base / pattern)
+                           for pattern in settings.rule_files]
     return settings
 
 

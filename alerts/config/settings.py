@@ -97,6 +97,8 @@ class AlertsSettings(BaseSettings):
     storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
     runs: RunsSettings = Field(default_factory=lambda: RunsSettings())
     delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
+    rule_files: list[str] = Field(default_factory=list)
+    """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)
     defaults: DefaultsSettings = Field(default_factory=lambda: DefaultsSettings())
 

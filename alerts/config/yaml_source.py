@@ -52,7 +52,11 @@ def load_yaml(path: str | Path, *, environ: Mapping[str, str] | None = None) -> 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError([f"{where}: invalid YAML: {exc.problem or exc.context}"]) from None
+        hint = ""
+        if mark is not None and re.search(r":\s*[<>]", text.splitlines()[mark.line] if mark.line < len(
+                text.splitlines()) else ""):
+            hint = ' (quote comparisons: when: "> 5"; a bare > or < is YAML syntax)'
+        raise ConfigError([f"{where}: invalid YAML: {exc.problem or exc.context}{hint}"]) from None
     loaded = LoadedYaml(path=path, data=None)
     if node is None:
         loaded.data = {}

@@ -1,7 +1,7 @@
 """Routing: the channels and grouping for an alert.
 
-Until the routing tree (``routes:``) lands, every alert takes the default route: the channels of
-``defaults.channels``, grouped by ``defaults.group_by``.
+Until the routing tree (``routes:``) lands, an alert goes to the channels its rule names in
+``notify:``, else to ``defaults.channels``, grouped by ``defaults.group_by``.
 """
 
 from __future__ import annotations
@@ -28,4 +28,6 @@ class Router:
                               group_by=tuple(defaults.group_by))
 
     def routes_for(self, alert: Alert) -> list[Route]:
+        if alert.notify:  # a rule's `notify:` shortcut names the channels directly
+            return [Route(name="notify", channels=alert.notify, group_by=self._default.group_by)]
         return [self._default]

@@ -52,6 +52,7 @@ def alert_object(alert: Alert, run: Run | None, public_url: str) -> dict[str, An
         "url": url,
         "suppressed_count": alert.suppressed_count,
         "delayed": alert.delayed,
+        "resolved_reason": alert.resolved_reason,
     }
 
 

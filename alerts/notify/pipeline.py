@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from alerts.dispatch.router import Router
-from alerts.model import Alert, Notification, Run
+from alerts.model import Alert, AlertStatus, Notification, Run
 from alerts.notify.delivery import Deliverer
 from alerts.notify.message import alert_object, group_key
 from alerts.storage.base import Store
@@ -19,12 +19,14 @@ from alerts.storage.base import Store
 
 class Notifier:
     def __init__(self, store: Store, router: Router, deliverer: Deliverer, *, public_url: str,
+                 send_resolved: bool = True,
                  clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self._store = store
         self._router = router
         self._deliverer = deliverer
         self._public_url = public_url
+        self._send_resolved = send_resolved
         self._clock = clock
         self._new_id = new_id
 
@@ -33,6 +35,10 @@ class Notifier:
         now = self._clock()
         notifications = []
         for alert in alerts:
+            if alert.status is AlertStatus.RESOLVED and not self._send_resolved:
+                continue
+            if alert.status is AlertStatus.PENDING:
+                continue
             for route in self._router.routes_for(alert):
                 labels = route.group_labels(alert)
                 message = {"status": alert.status.value, "group_labels": labels,

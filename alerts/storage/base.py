@@ -140,8 +140,12 @@ class Store(ABC):
     async def insert_alerts(self, alerts: list[Alert]) -> None: ...
 
     @abstractmethod
+    async def save_alerts(self, alerts: list[Alert]) -> None:
+        """Insert or update (by id) rule alerts as their state changes."""
+
+    @abstractmethod
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
-                          limit: int = 500) -> list[Alert]: ...
+                          source: str | None = None, limit: int = 500) -> list[Alert]: ...
 
     # Notification outbox ------------------------------------------------------------------------
     @abstractmethod

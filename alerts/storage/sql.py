@@ -270,9 +270,21 @@ class SqlStore(Store):
         async with self.engine.begin() as conn:
             await conn.execute(t.alerts.insert(), [_alert_row(alert) for alert in alerts])
 
+    async def save_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        stmt = self._insert(t.alerts)
+        columns = [c.name for c in t.alerts.columns if c.name != "id"]
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["id"], set_={name: stmt.excluded[name] for name in columns},
+            ), [_alert_row(alert) for alert in alerts])
+
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
-                          limit: int = 500) -> list[Alert]:
+                          source: str | None = None, limit: int = 500) -> list[Alert]:
         query = select(t.alerts).order_by(t.alerts.c.starts_at.desc()).limit(limit)
+        if source is not None:
+            query = query.where(t.alerts.c.source == source)
         if project is not None:
             query = query.where(t.alerts.c.project == project)
         if status is not None:
@@ -410,7 +422,7 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "status": alert.status.value, "metric": alert.metric, "value": alert.value,
         "threshold": alert.threshold, "step": alert.step, "starts_at": alert.starts_at,
         "ends_at": alert.ends_at, "suppressed_count": alert.suppressed_count, "delayed": alert.delayed,
-        "created_at": alert.created_at,
+        "created_at": alert.created_at, "resolved_reason": alert.resolved_reason,
     }
 
 
@@ -421,7 +433,7 @@ def _alert(row: Any) -> Alert:
         status=AlertStatus(row.status), starts_at=row.starts_at, rule=row.rule, run_pk=row.run_pk,
         client_id=row.client_id, metric=row.metric, value=row.value, threshold=row.threshold,
         step=row.step, ends_at=row.ends_at, suppressed_count=row.suppressed_count,
-        delayed=bool(row.delayed), created_at=row.created_at,
+        delayed=bool(row.delayed), created_at=row.created_at, resolved_reason=row.resolved_reason,
     )
 
 

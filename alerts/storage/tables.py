@@ -132,6 +132,7 @@ alerts = Table(
     Column("suppressed_count", Integer, nullable=False, default=0),
     Column("delayed", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    Column("resolved_reason", Text, nullable=True),
 )
 Index("ix_alerts_project_status", alerts.c.project, alerts.c.status)
 

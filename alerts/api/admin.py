@@ -1,0 +1,24 @@
+"""Admin endpoints: reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from alerts.api.auth import CurrentKey, CurrentService, require_admin
+from alerts.errors import ConfigError
+
+router = APIRouter(prefix="/api/v1", strict_content_type=False)
+
+
+@router.post("/reload", response_model=None)
+async def reload(key: CurrentKey, service: CurrentService) -> dict[str, Any] | JSONResponse:
+    """Re-read the rule files (like SIGHUP). A broken file keeps the last good rules and answers 400."""
+    require_admin(key)
+    try:
+        return {"status": "ok", **await service.reload_rules()}
+    except ConfigError as exc:
+        return JSONResponse({"status": "error", "detail": "reload failed; the last good rules stay active",
+                             "errors": exc.errors}, status_code=400)

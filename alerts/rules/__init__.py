@@ -1,0 +1,1 @@
+"""Rules: YAML rule files, streaming evaluation per condition kind, alert lifecycle."""

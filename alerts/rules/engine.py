@@ -1,0 +1,375 @@
+"""The rule engine: evaluates every incoming point against the rules that can match its key.
+
+Finding rules for a key never scans rules that cannot match: exact metric names are a dict lookup,
+globs are tried once per new key and the answer is cached. State is kept per (rule, run, key) and
+is bounded by the rule's windows; firing alerts are persisted, so a restart neither loses one nor
+notifies it again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
+from alerts.notify.message import iso, run_url
+from alerts.rules.conditions import Verdict
+from alerts.rules.lifecycle import SeriesState, Transition, advance
+from alerts.rules.loader import Rule, RuleSet
+from alerts.storage.base import RecordBatch, Store
+
+log = logging.getLogger(__name__)
+
+AlertSink = Callable[[list[Alert], Run | None], Awaitable[object]]
+SeriesKey = tuple[str, int, str]  # (rule name, run pk, metric key or "")
+_POINT_KINDS = ("when", "plateau", "change", "zscore")
+
+
+@dataclass
+class _RunContext:
+    run: Run
+    matches: dict[str, bool] = field(default_factory=dict)
+    latest: dict[str, float] = field(default_factory=dict)
+    """Latest value per key that some ``expr`` rule reads."""
+    last_seen: dict[str, float] = field(default_factory=dict)
+    """Service-clock time of the last point per absent-rule name (``absent`` uses the service clock)."""
+    started_seen: float = 0.0
+
+
+@dataclass
+class _Index:
+    exact: dict[str, list[Rule]] = field(default_factory=dict)
+    globs: list[Rule] = field(default_factory=list)
+    expr_by_key: dict[str, list[Rule]] = field(default_factory=dict)
+    absent: list[Rule] = field(default_factory=list)
+    run_state: list[Rule] = field(default_factory=list)
+    cache: dict[str, list[Rule]] = field(default_factory=dict)
+    absent_cache: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def absent_rules(self, key: str) -> list[Rule]:
+        found = self.absent_cache.get(key)
+        if found is None:
+            found = [rule for rule in self.absent
+                     if rule.spec.metric == "*" or fnmatch.fnmatchcase(key, rule.spec.metric or "")]
+            if len(self.absent_cache) < 1_000_000:
+                self.absent_cache[key] = found
+        return found
+
+    def point_rules(self, key: str) -> list[Rule]:
+        found = self.cache.get(key)
+        if found is None:
+            found = list(self.exact.get(key, ()))
+            found += [rule for rule in self.globs if fnmatch.fnmatchcase(key, rule.spec.metric or "")]
+            if len(self.cache) < 1_000_000:  # bound the cache against key explosions
+                self.cache[key] = found
+        return found
+
+
+def build_index(rules: list[Rule]) -> _Index:
+    index = _Index()
+    for rule in rules:
+        kind = rule.spec.kind
+        metric = rule.spec.metric or ""
+        if kind in _POINT_KINDS:
+            if any(ch in metric for ch in "*?["):
+                index.globs.append(rule)
+            else:
+                index.exact.setdefault(metric, []).append(rule)
+        elif kind == "expr":
+            assert rule.spec.expr is not None
+            for key in rule.spec.expr.keys:
+                index.expr_by_key.setdefault(key, []).append(rule)
+        elif kind == "absent":
+            index.absent.append(rule)
+        else:
+            index.run_state.append(rule)
+    return index
+
+
+class RuleEngine:
+    """Subscribes to ingest (``on_batch``, ``on_run_event``); hands alert changes to ``sink``."""
+
+    def __init__(self, store: Store, sink: AlertSink, *, public_url: str,
+                 clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self._store = store
+        self._sink = sink
+        self._public_url = public_url
+        self._clock = clock
+        self._new_id = new_id
+        self._rules: dict[str, Rule] = {}
+        self._index = _Index()
+        self._runs: dict[int, _RunContext] = {}
+        self._series: dict[SeriesKey, SeriesState] = {}
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self._rules.values())
+
+    # Setup and reload -----------------------------------------------------------------------------
+    async def start(self, ruleset: RuleSet) -> None:
+        """Install the rules, then restore running runs and firing alerts from storage."""
+        self._install(ruleset)
+        now = self._clock()
+        for run in await self._store.list_runs(project=None, state=RunState.RUNNING.value, limit=10**9):
+            self._runs[run.pk] = _RunContext(run=run, started_seen=now)
+        for alert in await self._store.list_alerts(project=None, status=AlertStatus.FIRING.value,
+                                                   source=AlertSource.RULE.value, limit=10**9):
+            if alert.rule in self._rules and alert.run_pk is not None:
+                key = (alert.rule, alert.run_pk, alert.labels.get("metric", ""))
+                self._series.setdefault(key, self._new_series(self._rules[alert.rule])).alert = alert
+            elif alert.rule not in self._rules:
+                await self._resolve_orphans([alert], "rule removed")
+
+    async def reload(self, ruleset: RuleSet) -> dict[str, list[str]]:
+        """Swap the rule set: unchanged rules keep their state; removed or changed rules resolve."""
+        old = self._rules
+        kept = {name for name, rule in old.items()
+                if name in {r.name for r in ruleset.rules} and _same(rule, next(r for r in ruleset.rules
+                                                                                 if r.name == name))}
+        dropped = [name for name in old if name not in kept]
+        to_resolve: dict[int | None, list[Alert]] = {}
+        for key in [key for key in self._series if key[0] in dropped]:
+            state = self._series.pop(key)
+            if state.alert is not None:
+                alert = self._resolved(state.alert, self._clock(), "rule removed" if key[0] not in
+                                       {r.name for r in ruleset.rules} else "rule changed")
+                to_resolve.setdefault(alert.run_pk, []).append(alert)
+        kept_rules = {name: old[name] for name in kept}
+        self._install(ruleset, keep=kept_rules)
+        for run_pk, alerts in to_resolve.items():
+            await self._emit(alerts, self._runs[run_pk].run if run_pk in self._runs else None)
+        added = [rule.name for rule in ruleset.rules if rule.name not in old]
+        changed = [name for name in dropped if name in self._rules]
+        removed = [name for name in dropped if name not in self._rules]
+        return {"added": added, "changed": changed, "removed": removed, "unchanged": sorted(kept)}
+
+    def _install(self, ruleset: RuleSet, keep: dict[str, Rule] | None = None) -> None:
+        rules = {rule.name: (keep or {}).get(rule.name, rule) for rule in ruleset.rules}
+        self._rules = rules
+        self._index = build_index(list(rules.values()))
+        for context in self._runs.values():
+            context.matches.clear()
+
+    # Ingest events --------------------------------------------------------------------------------
+    async def on_batch(self, run: Run, batch: RecordBatch) -> None:
+        context = self._context(run)
+        now = self._clock()
+        changes: list[Alert] = []
+        index = self._index
+        dirty_expr: dict[str, Rule] = {}
+        current_step: int | None = None
+        last_ts = 0.0
+        for key, step, timestamp, value in batch.points:
+            if step != current_step and dirty_expr:
+                self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
+                dirty_expr = {}
+            current_step, last_ts = step, timestamp
+            for rule in index.point_rules(key):
+                if self._applies(rule, context):
+                    self._evaluate_point(rule, context, key, step, timestamp, value, changes)
+            expr_rules = index.expr_by_key.get(key)
+            if expr_rules:
+                context.latest[key] = value
+                for rule in expr_rules:
+                    if self._applies(rule, context):
+                        dirty_expr[rule.name] = rule
+            for rule in index.absent_rules(key):
+                if self._applies(rule, context):
+                    context.last_seen[rule.name] = now
+                    state = self._series.get((rule.name, run.pk, ""))
+                    if state is not None and state.alert is not None:
+                        changes.append(self._resolve(state, now, "points resumed"))
+        if dirty_expr:
+            self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
+        await self._emit(changes, run)
+
+    async def on_run_event(self, event: RunEvent) -> None:
+        run = event.run
+        changes: list[Alert] = []
+        if event.state is RunState.RUNNING:
+            self._runs[run.pk] = _RunContext(run=run, started_seen=self._clock())
+        context = self._context(run)
+        context.run = run
+        for rule in self._index.run_state:
+            if not self._applies(rule, context):
+                continue
+            assert rule.spec.run_state is not None
+            key = (rule.name, run.pk, "")
+            state = self._series.setdefault(key, self._new_series(rule))
+            if event.state in rule.spec.run_state:
+                if state.alert is None:
+                    verdict = Verdict(True, False, math.nan, None)
+                    changes.append(self._fire(rule, context, state, "", verdict, None, event.at,
+                                              reason=event.reason))
+            elif state.alert is not None:
+                changes.append(self._resolve(state, event.at, f"run is {event.state.value}"))
+        if event.state.is_terminal:
+            reason = f"run {event.state.value}"
+            for key in [key for key in self._series if key[1] == run.pk]:
+                state = self._series[key]
+                owner = self._rules.get(key[0])
+                if owner is not None and owner.spec.kind == "run_state":
+                    continue
+                if state.alert is not None:
+                    changes.append(self._resolve(state, event.at, reason))
+                del self._series[key]
+            self._runs.pop(run.pk, None)
+        await self._emit(changes, run)
+        if event.state.is_terminal:
+            for key in [key for key in self._series if key[1] == run.pk and self._series[key].alert is None]:
+                del self._series[key]
+
+    async def check_absent(self) -> None:
+        """Scheduled: fire ``absent`` rules for running runs that went quiet (service clock)."""
+        if not self._index.absent:
+            return
+        now = self._clock()
+        for context in list(self._runs.values()):
+            changes: list[Alert] = []
+            for rule in self._index.absent:
+                if not self._applies(rule, context):
+                    continue
+                assert rule.spec.absent is not None
+                last = context.last_seen.get(rule.name, context.started_seen)
+                key = (rule.name, context.run.pk, "")
+                state = self._series.get(key)
+                if now - last >= rule.spec.absent and (state is None or state.alert is None):
+                    state = self._series.setdefault(key, self._new_series(rule))
+                    verdict = Verdict(True, False, now - last, rule.spec.absent)
+                    changes.append(self._fire(rule, context, state, rule.spec.metric or "*", verdict, None, now))
+            await self._emit(changes, context.run)
+
+    # Evaluation -----------------------------------------------------------------------------------
+    def _evaluate_point(self, rule: Rule, context: _RunContext, key: str, step: int, timestamp: float,
+                        value: float, changes: list[Alert]) -> None:
+        series_key = (rule.name, context.run.pk, key)
+        state = self._series.get(series_key)
+        if state is None:
+            state = self._series[series_key] = self._new_series(rule)
+        if step <= state.last_step:
+            return  # a repeated or out-of-order step is stored but judged only once, in order
+        state.last_step = step
+        assert rule.evaluator is not None
+        verdict = rule.evaluator.update(state.eval_state, timestamp, value)
+        if verdict is None:
+            return
+        transition = advance(rule.spec, state, verdict, timestamp)
+        if transition is Transition.FIRE:
+            changes.append(self._fire(rule, context, state, key, verdict, step, timestamp))
+        elif transition is Transition.RESOLVE:
+            changes.append(self._resolve(state, timestamp, "condition cleared"))
+
+    def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
+                        changes: list[Alert]) -> None:
+        for rule in rules.values():
+            assert rule.spec.expr is not None
+            holds, value, threshold = rule.spec.expr.describe(context.latest)
+            if holds is None:
+                continue
+            series_key = (rule.name, context.run.pk, "")
+            state = self._series.get(series_key)
+            if state is None:
+                state = self._series[series_key] = self._new_series(rule)
+            if step <= state.last_step:
+                continue
+            state.last_step = step
+            verdict = Verdict(holds, not holds, math.nan if value is None else value, threshold)
+            transition = advance(rule.spec, state, verdict, timestamp)
+            if transition is Transition.FIRE:
+                changes.append(self._fire(rule, context, state, "", verdict, step, timestamp))
+            elif transition is Transition.RESOLVE:
+                changes.append(self._resolve(state, timestamp, "condition cleared"))
+
+    def _applies(self, rule: Rule, context: _RunContext) -> bool:
+        matched = context.matches.get(rule.name)
+        if matched is None:
+            run = context.run
+            matched = context.matches[rule.name] = rule.spec.where.matches(
+                run.project, run.id, run.name, run.tags, run.config)
+        return matched
+
+    def _context(self, run: Run) -> _RunContext:
+        context = self._runs.get(run.pk)
+        if context is None:
+            context = self._runs[run.pk] = _RunContext(run=run, started_seen=self._clock())
+        return context
+
+    @staticmethod
+    def _new_series(rule: Rule) -> SeriesState:
+        return SeriesState(eval_state=rule.evaluator.new_state() if rule.evaluator else None)
+
+    # Alerts -------------------------------------------------------------------------------------
+    def _fire(self, rule: Rule, context: _RunContext, state: SeriesState, metric: str, verdict: Verdict,
+              step: int | None, timestamp: float, *, reason: str | None = None) -> Alert:
+        run = context.run
+        spec = rule.spec
+        labels = {"alertname": spec.name, "rule": spec.name, "source": AlertSource.RULE.value,
+                  "severity": spec.severity.value, "project": run.project, "run": run.id, "run_name": run.name}
+        if metric:
+            labels["metric"] = metric
+        labels.update(spec.labels)
+        value = None if verdict.value is None else float(verdict.value)
+        template_context = {
+            "rule": rule.template_rule(),
+            "run": {"id": run.id, "name": run.name, "project": run.project, "state": run.state.value,
+                    "url": run_url(self._public_url, run.project, run.id), "config": run.config, "tags": run.tags},
+            "metric": metric or None, "value": value, "threshold": verdict.threshold, "step": step,
+            "severity": spec.severity.value, "labels": labels, "started_at": iso(timestamp), "reason": reason,
+        }
+        title, text = _render(rule, template_context)
+        alert = Alert(
+            id=self._new_id(), fingerprint=fingerprint(labels), source=AlertSource.RULE, project=run.project,
+            title=title, text=text, severity=spec.severity, labels=labels, status=AlertStatus.FIRING,
+            starts_at=timestamp, rule=spec.name, run_pk=run.pk, metric=metric or None,
+            value=None if spec.kind == "run_state" else value,
+            threshold=verdict.threshold, step=step, created_at=self._clock(), notify=tuple(spec.notify),
+        )
+        state.alert = alert
+        return alert
+
+    def _resolve(self, state: SeriesState, timestamp: float, reason: str) -> Alert:
+        assert state.alert is not None
+        alert = self._resolved(state.alert, timestamp, reason)
+        state.alert = None
+        state.pending_count, state.pending_since = 0, None
+        return alert
+
+    def _resolved(self, alert: Alert, timestamp: float, reason: str) -> Alert:
+        rule = self._rules.get(alert.rule or "")
+        alert.status = AlertStatus.RESOLVED
+        alert.ends_at = max(timestamp, alert.starts_at)
+        alert.resolved_reason = reason
+        alert.notify = tuple(rule.spec.notify) if rule else alert.notify
+        return alert
+
+    async def _resolve_orphans(self, alerts: list[Alert], reason: str) -> None:
+        now = self._clock()
+        await self._emit([self._resolved(alert, now, reason) for alert in alerts], None)
+
+    async def _emit(self, alerts: list[Alert], run: Run | None) -> None:
+        if not alerts:
+            return
+        await self._store.save_alerts(alerts)
+        for alert in alerts:
+            log.info("alert %s %s: %s (%s)", alert.rule, alert.status.value, alert.title,
+                     alert.resolved_reason or alert.labels.get("run", ""))
+        await self._sink(alerts, run)
+
+
+def _same(old: Rule, new: Rule) -> bool:
+    return old.spec == new.spec
+
+
+def _render(rule: Rule, context: dict[str, Any]) -> tuple[str, str]:
+    try:
+        return rule.title.render(context), rule.text.render(context)
+    except Exception as exc:  # validated at load; a surprise at 3 a.m. must not lose the alert
+        log.error("rule %s: template failed (%s); sending the raw condition", rule.name, exc)
+        return f"{rule.name} in {context['run']['name']}", rule.spec.condition_text

@@ -1,0 +1,286 @@
+"""The shape of a rule file (SPEC §5) as pydantic models; unknown keys are errors.
+
+Validation turns the YAML text forms into ready-to-evaluate values (a parsed comparison, a compiled
+expression, durations in seconds), so nothing is re-parsed per metric point.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from alerts.durations import Duration, parse_duration
+from alerts.model import RunState, Severity
+from alerts.rules.expr import Expr, ExprError, parse_expr
+
+RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf)\s*$")
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
+CONDITION_KEYS = ("when", "absent", "plateau", "change", "zscore", "expr", "run_state")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``< 0.3``: ``holds(value)`` is the comparison; NaN never satisfies it (use ``not finite``)."""
+
+    op: str
+    threshold: float
+
+    def holds(self, value: float) -> bool:
+        return _OPERATORS[self.op](value, self.threshold)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class NotFinite:
+    """``when: not finite``: the value is NaN or ±inf."""
+
+    def holds(self, value: float) -> bool:
+        return not math.isfinite(value)
+
+    def __str__(self) -> str:
+        return "not finite"
+
+
+def parse_comparison(text: object, *, allow_not_finite: bool = True) -> Comparison | NotFinite:
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError(f"expected a comparison such as \"< 0.3\", got {text!r}")
+    if isinstance(text, int | float):
+        raise ValueError(f"condition {text!r} has no operator; write e.g. \"> {text}\" "
+                         "(quote it: in YAML a bare > starts a folded block)")
+    if allow_not_finite and text.strip().lower() in ("not finite", "not_finite"):
+        return NotFinite()
+    match = _COMPARISON.match(text)
+    if match is None:
+        if re.match(r"^\s*[-+]?[\d.]", text):
+            raise ValueError(f"condition {text!r} has no operator; write e.g. \"> {text.strip()}\" "
+                             "(quote it: in YAML a bare > starts a folded block)")
+        expected = "a comparison such as \"< 0.3\"" + (" or \"not finite\"" if allow_not_finite else "")
+        raise ValueError(f"invalid condition {text!r}: expected {expected}")
+    return Comparison(match.group(1), float(match.group(2)))
+
+
+def _count_or_duration(value: object) -> int | float:
+    """``for: 3`` counts evaluations; ``for: 5m`` is a duration (returned as float seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a count of evaluations or a duration, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    return parse_duration(value)
+
+
+CountOrDuration = Annotated[int | float, BeforeValidator(_count_or_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Where(_Strict):
+    project: str = "*"
+    run: str = "*"
+    tags: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    def matches(self, project: str, run_id: str, run_name: str, tags: list[str], config: dict[str, Any]) -> bool:
+        return (fnmatch.fnmatchcase(project, self.project)
+                and (fnmatch.fnmatchcase(run_name, self.run) or fnmatch.fnmatchcase(run_id, self.run))
+                and all(tag in tags for tag in self.tags)
+                and all(_config_value(config, key) == value for key, value in self.config.items()))
+
+
+def _config_value(config: dict[str, Any], key: str) -> Any:
+    if key in config:
+        return config[key]
+    node: Any = config
+    for part in key.split("."):  # `model.depth` reaches into nested config
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
+
+
+class Over(_Strict):
+    """Smoothing: aggregate the last N points (``last: 5``) or the points of a duration (``last: 5m``)."""
+
+    last: CountOrDuration
+    agg: Literal["mean", "min", "max", "median", "last"] = "mean"
+
+    @property
+    def points(self) -> int | None:
+        return self.last if isinstance(self.last, int) else None
+
+    @field_validator("last")
+    @classmethod
+    def _positive(cls, value: int | float) -> int | float:
+        if value <= 0:
+            raise ValueError("over.last must be a positive number of points or a duration")
+        return value
+
+
+class Plateau(_Strict):
+    patience: int = Field(ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
+    mode: Literal["min", "max"] = "min"
+
+
+class Change(_Strict):
+    window: int = Field(ge=1)
+    baseline: int = Field(ge=1)
+    by: float | str
+    direction: Literal["increase", "decrease", "either"] = "either"
+
+    @field_validator("by")
+    @classmethod
+    def _amount(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            text = value.strip()
+            number = text[:-1] if text.endswith("%") else text
+            try:
+                parsed = float(number)
+            except ValueError:
+                raise ValueError(f"change.by must be a number or a percentage like \"50%\", got {value!r}") from None
+            if parsed < 0:
+                raise ValueError("change.by must not be negative")
+            return text if text.endswith("%") else parsed
+        if value < 0:
+            raise ValueError("change.by must not be negative")
+        return float(value)
+
+    @property
+    def relative(self) -> float | None:
+        return float(self.by[:-1]) / 100 if isinstance(self.by, str) else None
+
+
+class ZScore(_Strict):
+    window: int = Field(ge=2)
+    threshold: float = Field(gt=0)
+    direction: Literal["increase", "decrease", "either"] = "either"
+
+
+class RuleSpec(_Strict):
+    """One rule as written in a rule file."""
+
+    name: str
+    description: str = ""
+    where: Where = Field(default_factory=lambda: Where())
+    metric: str | None = None
+    when: Annotated[Comparison | NotFinite, BeforeValidator(parse_comparison)] | None = None
+    absent: Duration | None = None
+    plateau: Plateau | None = None
+    change: Change | None = None
+    zscore: ZScore | None = None
+    expr: Annotated[Expr, BeforeValidator(lambda text: _parse_expr(text))] | None = None
+    run_state: list[RunState] | None = None
+    over: Over | None = None
+    for_: CountOrDuration = Field(default=0, alias="for")
+    recover_when: Annotated[Comparison | NotFinite, BeforeValidator(
+        lambda text: parse_comparison(text, allow_not_finite=False))] | None = None
+    keep_firing_for: Duration = 0.0
+    severity: Severity = Severity.WARNING
+    labels: dict[str, str] = Field(default_factory=dict)
+    notify: list[str] = Field(default_factory=list)
+    title: str = "{{ rule.name }}: {{ metric or rule.condition }} in {{ run.name }}"
+    text: str = ("{% if metric %}{{ metric }} = {{ value }} at step {{ step }} ({{ rule.condition }})"
+                 "{% else %}{{ rule.description or rule.condition }}{% endif %}")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not RULE_NAME.match(name):
+            raise ValueError(f"invalid rule name {name!r}: use lowercase letters, digits, '_', '.', '-' "
+                             "and start with a letter or digit")
+        return name
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str | None) -> str | None:
+        if metric is not None:
+            if not metric.strip():
+                raise ValueError("metric must not be empty")
+            if metric.count("[") != metric.count("]"):
+                raise ValueError(f"invalid glob {metric!r}: unbalanced [ ]")
+        return metric
+
+    @field_validator("run_state")
+    @classmethod
+    def _states(cls, states: list[RunState] | None) -> list[RunState] | None:
+        if states is not None and not states:
+            raise ValueError("run_state needs at least one state")
+        return states
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> RuleSpec:
+        present = [key for key in CONDITION_KEYS if getattr(self, key) is not None]
+        if len(present) != 1:
+            found = ", ".join(present) if present else "none"
+            raise ValueError(f"a rule needs exactly one condition key of {', '.join(CONDITION_KEYS)} (found {found})")
+        kind = present[0]
+        needs_metric = kind in ("when", "absent", "plateau", "change", "zscore")
+        if needs_metric and not self.metric:
+            raise ValueError(f"a '{kind}' rule needs 'metric'")
+        if not needs_metric and self.metric:
+            raise ValueError(f"a '{kind}' rule takes no 'metric' (" +
+                             ("the expression names its metrics" if kind == "expr" else "it watches run states") + ")")
+        if self.over is not None and kind != "when":
+            raise ValueError("'over' smoothing applies to 'when' rules only")
+        if self.recover_when is not None and not (kind == "when" and isinstance(self.when, Comparison)):
+            raise ValueError("'recover_when' applies to 'when' comparison rules only")
+        if kind in ("absent", "run_state") and self.for_:
+            raise ValueError(f"'for' does not apply to '{kind}' rules")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(key for key in CONDITION_KEYS if getattr(self, key) is not None)
+
+    @property
+    def condition_text(self) -> str:
+        kind = self.kind
+        value = getattr(self, kind)
+        if kind in ("when", "expr"):
+            return f"{kind}: {value}"
+        if kind == "absent":
+            return f"absent for {value:g}s"
+        if kind == "run_state":
+            return "run state in " + ", ".join(state.value for state in value)
+        return f"{kind}: {value.model_dump()}"
+
+    @property
+    def threshold(self) -> float | None:
+        if isinstance(self.when, Comparison):
+            return self.when.threshold
+        if self.zscore is not None:
+            return self.zscore.threshold
+        return None
+
+
+def _parse_expr(text: object) -> Expr:
+    if not isinstance(text, str):
+        raise ValueError(f"expr must be a string, got {text!r}")
+    try:
+        return parse_expr(text)
+    except ExprError as exc:
+        raise ValueError(f"invalid expression: {exc}") from None
+
+
+class RuleFile(_Strict):
+    rules: list[dict[str, Any]] = Field(default_factory=list)
