@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
@@ -332,11 +332,12 @@ class RuleEngine:
             threshold=verdict.threshold, step=step, created_at=self._clock(), notify=tuple(spec.notify),
         )
         state.alert = alert
-        return alert
+        # A snapshot: the alert may resolve later in the same batch, before this change is emitted.
+        return replace(alert)
 
     def _resolve(self, state: SeriesState, timestamp: float, reason: str) -> Alert:
         assert state.alert is not None
-        alert = self._resolved(state.alert, timestamp, reason)
+        alert = self._resolved(replace(state.alert), timestamp, reason)
         state.alert = None
         state.pending_count, state.pending_since = 0, None
         return alert
