@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_project
 from alerts.api.schemas import AlertsBody, RecordsBody, RunInit
@@ -43,13 +45,20 @@ async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> d
             "resumed": not created}
 
 
-@router.post("/runs/{project}/{run_id}/records")
-async def add_records(project: str, run_id: str, body: RecordsBody, key: CurrentKey,
+@router.post("/runs/{project}/{run_id}/records", openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": RecordsBody.model_json_schema(
+        ref_template="#/components/schemas/{model}")}}}})
+async def add_records(project: str, run_id: str, request: Request, key: CurrentKey,
                       service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
+    # The hot path: validate the raw bytes in one pass (pydantic-core parses the JSON itself).
+    try:
+        body = RecordsBody.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) \
+            from None
     run = await _run_or_404(service, project, run_id)
-    records = [record.model_dump() for record in body.records]
-    result = await service.runs.add_records(run, records)
+    result = await service.runs.add_records(run, body.records)
     return {"accepted": result.accepted, "duplicates": result.duplicates, "last_seq": result.last_seq}
 
 

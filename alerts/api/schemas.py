@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from alerts.ingest.protocol import RecordsBody, Timestamp, _Body
+
+__all__ = ["AlertCall", "AlertsBody", "RecordsBody", "RunInit"]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Timestamp = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-class _Body(BaseModel):
-    # Newer SDKs may send fields this service does not know yet; they are ignored, not rejected.
-    model_config = ConfigDict(extra="ignore")
 
 
 class RunInit(_Body):
@@ -29,44 +27,6 @@ class RunInit(_Body):
     resume: bool | Literal["allow", "never", "must"] | None = None
     host: Annotated[str, Field(max_length=300)] | None = None
     pid: int | None = None
-
-
-class _Record(_Body):
-    seq: Annotated[int, Field(ge=1)]
-
-
-class HistoryRecord(_Record):
-    type: Literal["history"]
-    step: Annotated[int, Field(ge=0)]
-    timestamp: Timestamp
-    runtime: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    data: dict[Annotated[str, Field(min_length=1, max_length=300)], Any]
-
-
-class ConfigRecord(_Record):
-    type: Literal["config"]
-    config: dict[str, Any]
-
-
-class SummaryRecord(_Record):
-    type: Literal["summary"]
-    summary: dict[str, Any]
-
-
-class ExitRecord(_Record):
-    type: Literal["exit"]
-    state: Literal["finished", "failed", "killed"]
-    exit_code: int | None = None
-    reason: Annotated[str, Field(max_length=10_000)] | None = None
-    console_tail: Annotated[str, Field(max_length=1_000_000)] | None = None
-    timestamp: Timestamp
-
-
-Record = Annotated[HistoryRecord | ConfigRecord | SummaryRecord | ExitRecord, Field(discriminator="type")]
-
-
-class RecordsBody(_Body):
-    records: list[Record] = Field(min_length=1, max_length=100_000)
 
 
 class AlertCall(_Body):

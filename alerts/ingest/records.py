@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from alerts.ingest.protocol import ConfigRecord, ExitRecord, HistoryRecord, Record, SummaryRecord
 from alerts.model import RunState
 from alerts.storage.base import RecordBatch, RunExit
 
@@ -40,44 +41,42 @@ def media_kind(value: Any) -> str:
     return "json"
 
 
-def build_batch(records: list[dict[str, Any]], *, last_seq: int) -> RecordBatch | None:
+def build_batch(records: list[Record], *, last_seq: int) -> RecordBatch | None:
     """Records after ``last_seq`` as one batch; None if all were already applied (a re-sent batch).
 
     Raises :class:`RecordError` when seqs are not consecutive from ``last_seq + 1``: a gap means the
     client lost records, which must not be papered over.
     """
-    fresh = [(index, record) for index, record in enumerate(records) if record["seq"] > last_seq]
+    fresh = [(index, record) for index, record in enumerate(records) if record.seq > last_seq]
     if not fresh:
         return None
     expected = last_seq + 1
     for index, record in fresh:
-        if record["seq"] != expected:
+        if record.seq != expected:
             raise RecordError(("body", "records", index, "seq"),
-                              f"expected seq {expected}, got {record['seq']}: records must be consecutive")
+                              f"expected seq {expected}, got {record.seq}: records must be consecutive")
         expected += 1
-    batch = RecordBatch(first_seq=fresh[0][1]["seq"], last_seq=fresh[-1][1]["seq"])
+    batch = RecordBatch(first_seq=fresh[0][1].seq, last_seq=fresh[-1][1].seq)
     for index, record in fresh:
-        kind = record["type"]
         if batch.exit is not None:
             raise RecordError(("body", "records", index, "type"), "no record may follow the exit record")
-        if kind == "history":
+        if isinstance(record, HistoryRecord):
             _add_history(batch, record)
-        elif kind == "config":
-            batch.config = record["config"]
-        elif kind == "summary":
-            batch.summary = record["summary"]
-        elif kind == "exit":
-            batch.exit = RunExit(state=RunState(record["state"]), exit_code=record.get("exit_code"),
-                                 reason=record.get("reason"), console_tail=record.get("console_tail"),
-                                 at=record["timestamp"])
+        elif isinstance(record, ConfigRecord):
+            batch.config = record.config
+        elif isinstance(record, SummaryRecord):
+            batch.summary = record.summary
+        elif isinstance(record, ExitRecord):
+            batch.exit = RunExit(state=RunState(record.state), exit_code=record.exit_code, reason=record.reason,
+                                 console_tail=record.console_tail, at=record.timestamp)
     return batch
 
 
-def _add_history(batch: RecordBatch, record: dict[str, Any]) -> None:
-    step, timestamp = record["step"], record["timestamp"]
-    batch.steps.append((step, timestamp, record.get("runtime")))
+def _add_history(batch: RecordBatch, record: HistoryRecord) -> None:
+    step, timestamp = record.step, record.timestamp
+    batch.steps.append((step, timestamp, record.runtime))
     points, media = batch.points, batch.media
-    for key, value in record["data"].items():
+    for key, value in record.data.items():
         number = decode_value(value)
         if number is not None:
             points.append((key, step, timestamp, number))

@@ -6,9 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from alerts.ingest.events import IngestListener
+from alerts.ingest.protocol import Record
 from alerts.ingest.records import build_batch
 from alerts.model import Run, RunEvent, RunState
 from alerts.storage.base import NewRun, RunExit, Store
@@ -57,7 +57,7 @@ class RunIngest:
                                                at=self._clock()))
         return run, created
 
-    async def add_records(self, run: Run, records: list[dict[str, Any]]) -> RecordsResult:
+    async def add_records(self, run: Run, records: list[Record]) -> RecordsResult:
         batch = build_batch(records, last_seq=run.last_seq)
         if batch is None:
             await self._store.touch_run(run.pk, self._clock())

@@ -40,6 +40,15 @@ class _RunContext:
     last_seen: dict[str, float] = field(default_factory=dict)
     """Service-clock time of the last point per absent-rule name (``absent`` uses the service clock)."""
     started_seen: float = 0.0
+    plans: dict[str, _KeyPlan] = field(default_factory=dict)
+    """Per metric key: the rules that apply to this run, bound to their series state (built once)."""
+
+
+@dataclass(slots=True)
+class _KeyPlan:
+    points: list[tuple[Rule, SeriesState]]
+    exprs: list[Rule]
+    absents: list[Rule]
 
 
 @dataclass
@@ -156,36 +165,45 @@ class RuleEngine:
         self._index = build_index(list(rules.values()))
         for context in self._runs.values():
             context.matches.clear()
+            context.plans.clear()
 
     # Ingest events --------------------------------------------------------------------------------
     async def on_batch(self, run: Run, batch: RecordBatch) -> None:
         context = self._context(run)
         now = self._clock()
         changes: list[Alert] = []
-        index = self._index
         dirty_expr: dict[str, Rule] = {}
         current_step: int | None = None
         last_ts = 0.0
+        plans = context.plans
         for key, step, timestamp, value in batch.points:
             if step != current_step and dirty_expr:
                 self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
                 dirty_expr = {}
             current_step, last_ts = step, timestamp
-            for rule in index.point_rules(key):
-                if self._applies(rule, context):
-                    self._evaluate_point(rule, context, key, step, timestamp, value, changes)
-            expr_rules = index.expr_by_key.get(key)
-            if expr_rules:
+            plan = plans.get(key)
+            if plan is None:
+                plan = plans[key] = self._plan(context, key)
+            for rule, state in plan.points:
+                if step <= state.last_step:
+                    continue  # a repeated or out-of-order step is stored but judged only once, in order
+                state.last_step = step
+                verdict = rule.evaluator.update(state.eval_state, timestamp, value)  # type: ignore[union-attr]
+                if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
+                    transition = advance(rule.spec, state, verdict, timestamp)
+                    if transition is Transition.FIRE:
+                        changes.append(self._fire(rule, context, state, key, verdict, step, timestamp))
+                    elif transition is Transition.RESOLVE:
+                        changes.append(self._resolve(state, timestamp, "condition cleared"))
+            if plan.exprs:
                 context.latest[key] = value
-                for rule in expr_rules:
-                    if self._applies(rule, context):
-                        dirty_expr[rule.name] = rule
-            for rule in index.absent_rules(key):
-                if self._applies(rule, context):
-                    context.last_seen[rule.name] = now
-                    state = self._series.get((rule.name, run.pk, ""))
-                    if state is not None and state.alert is not None:
-                        changes.append(self._resolve(state, now, "points resumed"))
+                for rule in plan.exprs:
+                    dirty_expr[rule.name] = rule
+            for rule in plan.absents:
+                context.last_seen[rule.name] = now
+                absent_state = self._series.get((rule.name, run.pk, ""))
+                if absent_state is not None and absent_state.alert is not None:
+                    changes.append(self._resolve(absent_state, now, "points resumed"))
         if dirty_expr:
             self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
         await self._emit(changes, run)
@@ -247,24 +265,19 @@ class RuleEngine:
             await self._emit(changes, context.run)
 
     # Evaluation -----------------------------------------------------------------------------------
-    def _evaluate_point(self, rule: Rule, context: _RunContext, key: str, step: int, timestamp: float,
-                        value: float, changes: list[Alert]) -> None:
-        series_key = (rule.name, context.run.pk, key)
-        state = self._series.get(series_key)
-        if state is None:
-            state = self._series[series_key] = self._new_series(rule)
-        if step <= state.last_step:
-            return  # a repeated or out-of-order step is stored but judged only once, in order
-        state.last_step = step
-        assert rule.evaluator is not None
-        verdict = rule.evaluator.update(state.eval_state, timestamp, value)
-        if verdict is None:
-            return
-        transition = advance(rule.spec, state, verdict, timestamp)
-        if transition is Transition.FIRE:
-            changes.append(self._fire(rule, context, state, key, verdict, step, timestamp))
-        elif transition is Transition.RESOLVE:
-            changes.append(self._resolve(state, timestamp, "condition cleared"))
+    def _plan(self, context: _RunContext, key: str) -> _KeyPlan:
+        index = self._index
+        bound = []
+        for rule in index.point_rules(key):
+            if self._applies(rule, context):
+                series_key = (rule.name, context.run.pk, key)
+                state = self._series.get(series_key)
+                if state is None:
+                    state = self._series[series_key] = self._new_series(rule)
+                bound.append((rule, state))
+        exprs = [rule for rule in index.expr_by_key.get(key, ()) if self._applies(rule, context)]
+        absents = [rule for rule in index.absent_rules(key) if self._applies(rule, context)]
+        return _KeyPlan(bound, exprs, absents)
 
     def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
                         changes: list[Alert]) -> None:

@@ -26,10 +26,10 @@ class Rule:
     title: Template
     text: Template
     evaluator: Evaluator | None
+    name: str = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+    def __post_init__(self) -> None:
+        self.name = self.spec.name  # read per point on the hot path: a plain attribute, not a property
 
     def template_rule(self) -> dict[str, Any]:
         return rule_context(self.spec)

@@ -35,8 +35,11 @@ class Comparison:
     op: str
     threshold: float
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compare", _OPERATORS[self.op])
+
     def holds(self, value: float) -> bool:
-        return _OPERATORS[self.op](value, self.threshold)
+        return self._compare(value, self.threshold)  # type: ignore[attr-defined, no-any-return]
 
     def __str__(self) -> str:
         return f"{self.op} {self.threshold:g}"

@@ -49,6 +49,7 @@ class SqlStore(Store):
         self._url = url
         self._engine: AsyncEngine | None = None
         self._dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
+        self._sql = _hot_statements(self._dialect)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -164,19 +165,14 @@ class SqlStore(Store):
             ).values(last_seq=batch.last_seq, last_contact=at))
             if not claimed.rowcount:
                 return False, None
+            # Points are the hot path: plain driver-level executemany, no per-row SQL compilation.
+            pk = run.pk
             if batch.steps:
-                stmt = self._insert(t.steps)
-                await conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["run_pk", "step"],
-                    set_={"timestamp": stmt.excluded.timestamp, "runtime": stmt.excluded.runtime},
-                ), [{"run_pk": run.pk, "step": s, "timestamp": ts, "runtime": rt} for s, ts, rt in batch.steps])
+                await conn.exec_driver_sql(self._sql["upsert_steps"],
+                                           [(pk, s, ts, rt) for s, ts, rt in batch.steps])
             if batch.points:
-                stmt = self._insert(t.metrics)
-                await conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["run_pk", "key", "step"],
-                    set_={"timestamp": stmt.excluded.timestamp, "value": stmt.excluded.value},
-                ), [{"run_pk": run.pk, "key": k, "step": s, "timestamp": ts,
-                     "value": None if math.isnan(v) else v} for k, s, ts, v in batch.points])
+                await conn.exec_driver_sql(self._sql["upsert_points"], [
+                    (pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
             if batch.media:
                 await conn.execute(t.media.insert(), [
                     {"run_pk": run.pk, "key": k, "step": s, "kind": kind, "value": value}
@@ -354,6 +350,21 @@ class SqlStore(Store):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_notification(row) for row in rows]
+
+
+def _hot_statements(dialect: str) -> dict[str, str]:
+    """Upserts of the ingest hot path in the driver's own parameter style."""
+    def params(count: int) -> str:
+        return ", ".join("?" if dialect == "sqlite" else f"${i}" for i in range(1, count + 1))
+
+    return {
+        "upsert_steps": f"INSERT INTO steps (run_pk, step, timestamp, runtime) VALUES ({params(4)}) "
+                        "ON CONFLICT (run_pk, step) DO UPDATE SET timestamp = excluded.timestamp, "
+                        "runtime = excluded.runtime",
+        "upsert_points": f"INSERT INTO metrics (run_pk, key, step, timestamp, value) VALUES ({params(5)}) "
+                         "ON CONFLICT (run_pk, key, step) DO UPDATE SET timestamp = excluded.timestamp, "
+                         "value = excluded.value",
+    }
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

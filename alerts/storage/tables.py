@@ -86,6 +86,7 @@ steps = Table(
     Column("timestamp", Float, nullable=False),
     Column("runtime", Float, nullable=True),
     PrimaryKeyConstraint("run_pk", "step"),
+    sqlite_with_rowid=False,  # the PK is the only index: one b-tree per insert instead of two
 )
 
 metrics = Table(
@@ -96,6 +97,7 @@ metrics = Table(
     Column("timestamp", Float, nullable=False),
     Column("value", Float, nullable=True),
     PrimaryKeyConstraint("run_pk", "key", "step"),
+    sqlite_with_rowid=False,
 )
 
 media = Table(

@@ -81,7 +81,8 @@ def upgrade() -> None:
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('timestamp', sa.Float(), nullable=False),
     sa.Column('value', sa.Float(), nullable=True),
-    sa.PrimaryKeyConstraint('run_pk', 'key', 'step')
+    sa.PrimaryKeyConstraint('run_pk', 'key', 'step'),
+    sqlite_with_rowid=False,
     )
     op.create_table('notifications',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -137,7 +138,8 @@ def upgrade() -> None:
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('timestamp', sa.Float(), nullable=False),
     sa.Column('runtime', sa.Float(), nullable=True),
-    sa.PrimaryKeyConstraint('run_pk', 'step')
+    sa.PrimaryKeyConstraint('run_pk', 'step'),
+    sqlite_with_rowid=False,
     )
     op.create_table('run_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

@@ -1,0 +1,63 @@
+"""Shared by the benchmarks: start a real `alerts serve` process and talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BenchService:
+    def __init__(self, config: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="runwatch-bench-"))
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        settings = {"server": {"host": "127.0.0.1", "port": self.port}, "storage": {"url": "sqlite:///alerts.db"},
+                    **config}
+        if rules is not None:
+            (self.dir / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
+            settings["rule_files"] = ["rules.yaml"]
+        self.config_path = self.dir / "alerts.yaml"
+        self.config_path.write_text(yaml.safe_dump(settings))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "alerts", *args, "--config", str(self.config_path)],
+                              capture_output=True, text=True, check=True, cwd=self.dir).stdout.strip()
+
+    def start(self) -> BenchService:
+        log = (self.dir / "service.log").open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "alerts", "serve", "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        for _ in range(600):
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError((self.dir / "service.log").read_text())
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None

@@ -1,0 +1,230 @@
+"""Ingest + rule evaluation benchmark (issue 3). Prints tables; not part of the test suite.
+
+1,000 concurrent runs × 20 metrics, 100 rules of mixed kinds, batches shaped like the SDK's, persistence
+on (SQLite). Reports points/s ingested and evaluated by the one service process (one core), the p50/p99
+latency from the `log()` call that crosses a threshold (in an SDK process) to the webhook arriving at a
+receiver in this process while background load runs at a fixed rate, the service RSS, and points/s with
+10 vs 1,000 rules that match no key (the rule index must keep this flat).
+
+    python bench/ingest.py [--seconds 20] [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._service import BenchService, free_port  # noqa: E402
+
+METRICS = [f"train/m{i}" for i in range(18)] + ["train/loss", "val/acc"]
+STEPS_PER_BATCH = 10  # one SDK batch: 10 committed steps of 20 metrics = 200 points
+
+
+def mixed_rules(count: int) -> list[dict[str, Any]]:
+    kinds = [
+        lambda i: {"metric": "train/loss", "when": f"> {1000 + i}"},
+        lambda i: {"metric": "train/loss", "when": "not finite"},
+        lambda i: {"metric": f"train/m{i % 18}", "when": "< -1", "over": {"last": 5, "agg": "mean"}},
+        lambda i: {"metric": "val/acc", "plateau": {"patience": 1000 + i, "min_delta": 0.0}},
+        lambda i: {"metric": f"train/m{i % 18}", "change": {"window": 5, "baseline": 20, "by": "900%"}},
+        lambda i: {"metric": f"train/m{i % 18}", "zscore": {"window": 50, "threshold": 50}},
+        lambda i: {"expr": f"`train/loss` - `val/acc` > {1000 + i}"},
+        lambda i: {"metric": "train/*", "when": f"> {1e9 + i}"},
+        lambda i: {"metric": "*", "absent": "1h"},
+        lambda i: {"run_state": ["crashed"]},
+    ]
+    return [{"name": f"rule-{i}", **kinds[i % len(kinds)](i)} for i in range(count)]
+
+
+def unmatched_rules(count: int) -> list[dict[str, Any]]:
+    return [{"name": f"nomatch-{i}", "metric": f"never/seen/{i}", "when": "> 0"} for i in range(count)]
+
+
+def make_bodies(runs: list[str], batches_per_run: int) -> list[tuple[str, bytes]]:
+    bodies = []
+    for run in runs:
+        seq, step = 0, 0
+        for _ in range(batches_per_run):
+            records = []
+            for _ in range(STEPS_PER_BATCH):
+                seq += 1
+                data = {key: (step % 97) / 97.0 for key in METRICS}
+                records.append({"seq": seq, "type": "history", "step": step, "timestamp": time.time(),
+                                "runtime": step * 0.01, "data": data})
+                step += 1
+            bodies.append((run, json.dumps({"records": records}).encode()))
+    return bodies
+
+
+def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4) -> dict[str, float]:
+    service = BenchService({"channels": {"console": {"type": "console"}}}, rules).start()
+    try:
+        key = service.cli("keys", "create", "--project", "bench")
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        run_ids = [f"run{i}" for i in range(runs)]
+        with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
+            for run in run_ids:
+                client.post("/api/v1/runs", json={"project": "bench", "id": run, "tags": ["bench"]}).raise_for_status()
+        per_client = [run_ids[i::clients] for i in range(clients)]
+        total = [0] * clients
+        stop = time.monotonic() + seconds
+        proc = psutil.Process(service.process.pid)  # type: ignore[union-attr]
+        cpu_before = proc.cpu_times()
+
+        def client_loop(index: int) -> None:
+            bodies = make_bodies(per_client[index], batches_per_run=max(1, int(seconds * 40 / runs) + 2))
+            with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
+                for run, body in bodies:
+                    if time.monotonic() > stop:
+                        return
+                    response = client.post(f"/api/v1/runs/bench/{run}/records", content=body)
+                    response.raise_for_status()
+                    total[index] += response.json()["accepted"] * len(METRICS)
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        cpu_after = proc.cpu_times()
+        cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        return {"points": sum(total), "elapsed": elapsed, "points_per_s": sum(total) / elapsed,
+                "points_per_cpu_s": sum(total) / cpu if cpu else 0.0, "rss_mb": proc.memory_info().rss / 2**20}
+    finally:
+        service.stop()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrivals.append((time.time(), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+PROBE = """
+import sys, time, runwatch
+run = runwatch.init(project="bench", id="probe", name="probe")
+for i in range({n}):
+    time.sleep(0.3)
+    t0 = time.time()
+    run.log({{"probe": 1.0}})          # crosses the threshold: fires
+    print(f"T {{i}} {{t0}}", flush=True)
+    time.sleep(0.3)
+    run.log({{"probe": 0.0}})          # resolves
+run.finish()
+"""
+
+
+def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int) -> dict[str, float]:
+    receiver = Receiver()
+    probe_rule = {"name": "probe-high", "metric": "probe", "when": "> 0.5"}
+    service = BenchService({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
+                            "defaults": {"channels": ["hook"], "send_resolved": False}},
+                           rules + [probe_rule]).start()
+    try:
+        key = service.cli("keys", "create", "--project", "bench")
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        run_ids = [f"run{i}" for i in range(runs)]
+        with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
+            for run in run_ids:
+                client.post("/api/v1/runs", json={"project": "bench", "id": run}).raise_for_status()
+        duration = samples * 0.6 + 10
+        bodies = make_bodies(run_ids, batches_per_run=int(rate * duration / (runs * 200)) + 2)
+        stop = threading.Event()
+        sent = [0]
+
+        def load() -> None:  # paced: `rate` points per second in SDK-shaped batches
+            interval = STEPS_PER_BATCH * len(METRICS) / rate
+            next_at = time.monotonic()
+            with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
+                for run, body in bodies:
+                    if stop.is_set():
+                        return
+                    next_at += interval
+                    client.post(f"/api/v1/runs/bench/{run}/records", content=body)
+                    sent[0] += STEPS_PER_BATCH * len(METRICS)
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+
+        loader = threading.Thread(target=load, daemon=True)
+        started = time.monotonic()
+        loader.start()
+        env = {**os.environ, "RUNWATCH_BASE_URL": service.base_url, "RUNWATCH_API_KEY": key,
+               "RUNWATCH_DIR": str(service.dir / "sdk")}
+        out = subprocess.run([sys.executable, "-c", PROBE.format(n=samples)], env=env, capture_output=True,
+                             text=True, timeout=600, check=True).stdout
+        time.sleep(1.0)
+        stop.set()
+        achieved = sent[0] / (time.monotonic() - started)
+        starts = [float(line.split()[2]) for line in out.splitlines() if line.startswith("T ")]
+        arrivals = [t for t, payload in receiver.arrivals
+                    if payload["alerts"][0]["rule"] == "probe-high" and payload["status"] == "firing"]
+        latencies = sorted((a - s) * 1000 for s, a in zip(starts, arrivals, strict=False))
+        return {"samples": len(latencies), "p50_ms": statistics.median(latencies),
+                "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], "achieved": achieved}
+    finally:
+        service.stop()
+        receiver.server.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50_000)
+    parser.add_argument("--samples", type=int, default=40)
+    args = parser.parse_args()
+
+    mixed = throughput(mixed_rules(100), runs=args.runs, seconds=args.seconds)
+    few = throughput(unmatched_rules(10), runs=args.runs, seconds=args.seconds)
+    many = throughput(unmatched_rules(1000), runs=args.runs, seconds=args.seconds)
+    lat = latency(mixed_rules(100), runs=args.runs, rate=args.rate, samples=args.samples)
+
+    print(f"\n{args.runs} runs x {len(METRICS)} metrics, batches of {STEPS_PER_BATCH} steps "
+          f"({STEPS_PER_BATCH * len(METRICS)} points), SQLite, one service process\n")
+    print("| scenario | points | seconds | points/s (wall) | points per service CPU-second | service RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for name, result in (("100 mixed rules", mixed), ("10 rules, none matching", few),
+                         ("1,000 rules, none matching", many)):
+        print(f"| {name} | {result['points']:,} | {result['elapsed']:.1f} | {result['points_per_s']:,.0f} | "
+              f"{result['points_per_cpu_s']:,.0f} | {result['rss_mb']:.0f} |")
+    ratio = many["points_per_s"] / few["points_per_s"]
+    print(f"\n1,000 vs 10 non-matching rules: {ratio:.2f}x throughput (target: within 20%, i.e. >= 0.80)")
+    print(f"\nLatency log() -> webhook, background load {lat['achieved']:,.0f} points/s "
+          f"(asked {args.rate:,.0f}), {lat['samples']} samples:")
+    print("| p50 ms | p99 ms |\n|---|---|")
+    print(f"| {lat['p50_ms']:.1f} | {lat['p99_ms']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
