@@ -18,7 +18,7 @@ from alerts.config.settings import AlertsSettings
 log = logging.getLogger("alerts.demo")
 
 DEMO_PROJECT = "demo"
-SCENARIOS = ["healthy", "diverging", "low-accuracy", "crashing"]
+SCENARIOS = ["healthy", "diverging", "low-accuracy", "overfitting", "crashing"]
 
 
 def run_demo(settings: AlertsSettings, *, host: str | None, port: int | None, once: bool) -> int:
