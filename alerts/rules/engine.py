@@ -169,6 +169,8 @@ class RuleEngine:
 
     # Ingest events --------------------------------------------------------------------------------
     async def on_batch(self, run: Run, batch: RecordBatch) -> None:
+        if run.state.is_terminal:
+            return  # late points of an ended run (e.g. a final flush after a heartbeat crash): stored only
         context = self._context(run)
         now = self._clock()
         changes: list[Alert] = []
@@ -185,9 +187,10 @@ class RuleEngine:
             if plan is None:
                 plan = plans[key] = self._plan(context, key)
             for rule, state in plan.points:
-                if step <= state.last_step:
-                    continue  # a repeated or out-of-order step is stored but judged only once, in order
-                state.last_step = step
+                if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
+                    continue  # out-of-order or duplicate: stored, but judged only once, in order
+                # A later sample at the same step (system metrics while training is stuck) is judged.
+                state.last_step, state.last_timestamp = step, timestamp
                 verdict = rule.evaluator.update(state.eval_state, timestamp, value)  # type: ignore[union-attr]
                 if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
                     transition = advance(rule.spec, state, verdict, timestamp)
@@ -290,9 +293,9 @@ class RuleEngine:
             state = self._series.get(series_key)
             if state is None:
                 state = self._series[series_key] = self._new_series(rule)
-            if step <= state.last_step:
+            if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
                 continue
-            state.last_step = step
+            state.last_step, state.last_timestamp = step, timestamp
             verdict = Verdict(holds, not holds, math.nan if value is None else value, threshold)
             transition = advance(rule.spec, state, verdict, timestamp)
             if transition is Transition.FIRE:

@@ -26,6 +26,7 @@ class SeriesState:
 
     eval_state: Any = None
     last_step: int = -1
+    last_timestamp: float = float("-inf")
     pending_count: int = 0
     pending_since: float | None = None
     recovered_since: float | None = None

@@ -25,6 +25,7 @@ def sample_context(rule: dict[str, Any]) -> dict[str, Any]:
                 "state": "running", "config": _AnyKeys(), "tags": ["sample"]},
         "metric": "sample/metric", "value": 0.5, "threshold": 0.3, "step": 10, "severity": rule["severity"],
         "labels": _AnyKeys(rule["labels"]), "started_at": "2026-01-01T00:00:00Z",
+        "reason": "sample reason",
     }
 
 

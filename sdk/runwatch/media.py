@@ -63,8 +63,10 @@ def _array_to_pixels(array: Any) -> tuple[bytes, int, int, int]:
     kind = getattr(getattr(array, "dtype", None), "kind", "f")
     flat = array.reshape(-1).tolist()
     if kind == "f":
-        # W&B convention: floats are in [0, 1]; clip so noise outside the range does not wrap around.
-        data = bytes(min(255, max(0, int(round(v * 255.0)))) if v == v else 0 for v in flat)
+        # Floats in [0, 1] are scaled to 255 (SPEC); floats already on the 0..255 scale, as the W&B
+        # quickstart passes them (`img * 255`), are taken as they are. Clip so noise cannot wrap around.
+        scale = 255.0 if max((v for v in flat if v == v), default=0.0) <= 1.0 else 1.0
+        data = bytes(min(255, max(0, int(round(v * scale)))) if v == v else 0 for v in flat)
     elif kind == "b":
         data = bytes(255 if v else 0 for v in flat)
     else:

@@ -281,7 +281,8 @@ class Run:
                 "level": lvl.wire,
                 "wait_duration": seconds,
                 "timestamp": self._clock(),
-                "step": self._step,
+                # The step the alert belongs to: the open one, else the last committed one.
+                "step": self._step if self._pending is not None or self._step == 0 else self._step - 1,
                 "delayed": False,
             }
         )

@@ -43,3 +43,14 @@ async def test_ended_runs_are_never_absent(make_harness) -> None:  # type: ignor
     await h.end("r1", RunState.FINISHED)
     await h.tick(3600)
     assert h.fired() == []
+
+
+async def test_late_points_after_a_crash_do_not_revive_the_run(make_harness) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness(RULES)
+    await h.run()
+    await h.log("r1", {"train/loss": 1.0})
+    await h.end("r1", RunState.CRASHED)
+    h.runs["r1"].state = RunState.CRASHED  # what the store returns for the run from now on
+    await h.log("r1", {"train/loss": 1.0})  # the SDK's final flush arrives after the crash verdict
+    await h.tick(3600)
+    assert h.fired() == []

@@ -100,10 +100,24 @@ async def test_out_of_order_and_repeated_steps_are_judged_once(make_harness) -> 
     h = await make_harness(rule("for: 2"))
     await h.run()
     await h.log("r1", {"val/acc": 0.1}, step=5)
-    await h.log("r1", {"val/acc": 0.1}, step=5)  # repeated
+    await h.log("r1", {"val/acc": 0.1}, step=5, dt=0)  # the same point again (a re-sent record)
     await h.log("r1", {"val/acc": 0.1}, step=3)  # out of order
     assert h.fired() == []
     await h.log("r1", {"val/acc": 0.1}, step=6)
+    assert len(h.fired()) == 1
+
+
+async def test_later_samples_at_a_stuck_step_are_judged(make_harness) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness("""
+        rules:
+          - name: gpu-idle
+            metric: "system/gpu.*.utilization"
+            when: "< 10"
+            for: 5m
+    """)
+    await h.run()
+    for _ in range(21):  # training is stuck at step 7; system metrics keep coming every 15 s
+        await h.log("r1", {"system/gpu.0.utilization": 2.0}, step=7, dt=15)
     assert len(h.fired()) == 1
 
 

@@ -42,10 +42,17 @@ def test_rgb_uint8_image_round_trips_pixels() -> None:
 
 
 def test_float_grey_image_is_scaled_to_255() -> None:
-    arr = np.array([[0.0, 1.0], [0.5, 2.0]])
+    arr = np.array([[0.0, 1.0], [0.5, -0.5]])
     w, h, _, ctype, raw = decode_png(runwatch.Image(arr).png)
     assert (w, h, ctype) == (2, 2, 0)
-    assert raw == b"\x00\x00\xff\x00\x80\xff"
+    assert raw == b"\x00\x00\xff\x00\x80\x00"
+
+
+def test_floats_already_on_the_255_scale_are_kept() -> None:
+    # The W&B quickstart passes `img * 255` as floats.
+    arr = np.array([[0.0, 127.5], [255.0, 300.0]])
+    raw = decode_png(runwatch.Image(arr).png)[4]
+    assert raw == b"\x00\x00\x80\x00\xff\xff"
 
 
 def test_rgba_and_single_channel_shapes() -> None:

@@ -12,8 +12,6 @@ from alerts.model import ApiKey, Notification, RunState
 from alerts.storage import NewRun, RecordBatch, RunExit, Store, open_store
 
 
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     # PostgreSQL joins this fixture as a second parameter when its backend lands.
