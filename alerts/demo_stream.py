@@ -18,7 +18,7 @@ def main(scenario: str) -> None:
     random.seed(scenario)
     run = wandb.init(name=f"demo-{scenario}", config={"lr": 0.01, "epochs": 30, "scenario": scenario},
                      tags=["demo"])
-    train_loss, val_loss, acc = 2.5, 2.6, 0.1
+    train_loss, val_loss, acc = 2.5, 2.6, 0.4
     for epoch in range(30):
         train_loss = train_loss * 0.9 + random.random() * 0.02
         val_loss = val_loss * 0.9 + random.random() * 0.02
