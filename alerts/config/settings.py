@@ -6,12 +6,14 @@ container can change the port or the storage URL without editing YAML.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from alerts.durations import Duration
+from alerts.notify.channels.console import ConsoleConfig
+from alerts.notify.channels.registry import CHANNEL_CONFIGS
 
 
 class _Strict(BaseModel):
@@ -52,27 +54,11 @@ class DeliverySettings(_Strict):
     concurrency: int = Field(default=16, ge=1)
 
 
-class ConsoleChannel(_Strict):
-    type: Literal["console"]
-
-
-class WebhookChannel(_Strict):
-    type: Literal["webhook"]
-    url: str
-    secret: SecretStr | None = None
-    format: Literal["runwatch"] = "runwatch"
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("webhook url must start with http:// or https://")
-        return url
-
-
-Channel = Annotated[ConsoleChannel | WebhookChannel, Field(discriminator="type")]
+# One config model per channel type, each defined beside its channel (alerts/notify/channels/).
+if TYPE_CHECKING:
+    Channel = Any
+else:
+    Channel = Annotated[Union[CHANNEL_CONFIGS], Field(discriminator="type")]  # noqa: UP007
 
 
 class DefaultsSettings(_Strict):
@@ -84,8 +70,8 @@ class DefaultsSettings(_Strict):
     send_resolved: bool = True
 
 
-def _console_only() -> dict[str, ConsoleChannel | WebhookChannel]:
-    return {"console": ConsoleChannel(type="console")}
+def _console_only() -> dict[str, Any]:
+    return {"console": ConsoleConfig(type="console")}
 
 
 class AlertsSettings(BaseSettings):

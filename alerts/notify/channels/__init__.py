@@ -1,28 +1,20 @@
-"""Channels, one file each, registered in one explicit table."""
+"""Channels, one file each, registered in one explicit table (``registry.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from alerts.config.settings import AlertsSettings
 from alerts.notify.channels.base import Channel
-from alerts.notify.channels.console import ConsoleChannel
-from alerts.notify.channels.webhook import WebhookChannel
+from alerts.notify.channels.registry import CHANNEL_TYPES
 
-CHANNEL_TYPES: dict[str, Callable[..., Channel]] = {
-    "console": lambda name, config, settings: ConsoleChannel(name, config),
-    "webhook": lambda name, config, settings: WebhookChannel(name, config, timeout=settings.delivery.timeout),
-}
+if TYPE_CHECKING:  # settings import the channel config models: no runtime import back
+    from alerts.config.settings import AlertsSettings
 
 
 def build_channels(settings: AlertsSettings) -> dict[str, Channel]:
     """One live channel object per entry of ``channels:`` in the config."""
-    built: dict[str, Channel] = {}
-    for name, config in settings.channels.items():
-        factory: Any = CHANNEL_TYPES[config.type]
-        built[name] = factory(name, config, settings)
-    return built
+    return {name: CHANNEL_TYPES[config.type][1](name, config, settings.delivery.timeout)
+            for name, config in settings.channels.items()}
 
 
 __all__ = ["CHANNEL_TYPES", "Channel", "build_channels"]

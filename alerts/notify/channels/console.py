@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-from alerts.config.settings import ConsoleChannel as ConsoleChannelConfig
+from pydantic import BaseModel, ConfigDict
+
 from alerts.model import Notification
 from alerts.notify.channels.base import Channel
 
 log = logging.getLogger("alerts.notify.console")
 
 
+class ConsoleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["console"]
+
+
 class ConsoleChannel(Channel):
-    def __init__(self, name: str, config: ConsoleChannelConfig) -> None:
+    def __init__(self, name: str, config: ConsoleConfig) -> None:
         super().__init__(name)
 
     async def send(self, notification: Notification) -> None:
@@ -21,6 +29,8 @@ class ConsoleChannel(Channel):
             run = alert.get("run") or {}
             suppressed = alert.get("suppressed_count") or 0
             extra = f" ({suppressed} similar suppressed)" if suppressed else ""
+            reason = alert.get("resolved_reason")
+            extra += f" ({reason})" if reason and alert["status"] == "resolved" else ""
             log.warning("[%s] %s %s/%s %s: %s — %s%s [delivery %s]", alert["status"].upper(),
                         alert["severity"], alert["project"], run.get("name") or run.get("id") or "-",
                         alert.get("rule") or alert["source"], alert["title"], alert["text"], extra,

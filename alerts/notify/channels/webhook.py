@@ -5,17 +5,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from alerts.config.settings import WebhookChannel as WebhookChannelConfig
+from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
 from alerts.notify.channels.base import Channel
 
 USER_AGENT = "runwatch-alerts/0.1"
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+    format: Literal["runwatch"] = "runwatch"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        return url
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -57,7 +76,7 @@ def _short_body(response: httpx.Response) -> str:
 
 
 class WebhookChannel(Channel):
-    def __init__(self, name: str, config: WebhookChannelConfig, *, timeout: float) -> None:
+    def __init__(self, name: str, config: WebhookConfig, *, timeout: float) -> None:
         super().__init__(name)
         self._config = config
         self._client = httpx.AsyncClient(timeout=config.timeout or timeout, follow_redirects=False)
