@@ -12,7 +12,7 @@ from alerts.dispatch.router import Router
 from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
 from alerts.ingest.runs import RunIngest
-from alerts.notify.channels import build_channels
+from alerts.notify.channels import ChannelContext, build_channels
 from alerts.notify.delivery import Deliverer
 from alerts.notify.pipeline import Notifier
 from alerts.rules.engine import RuleEngine
@@ -34,7 +34,8 @@ class Service:
         self.ruleset = ruleset if ruleset is not None else load_ruleset(settings)
         self.store = store or open_store(settings.storage.url)
         self.public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
-        self.deliverer = Deliverer(self.store, build_channels(settings), settings.delivery)
+        context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url, store=self.store)
+        self.deliverer = Deliverer(self.store, build_channels(settings, context), settings.delivery)
         self.notifier = Notifier(self.store, Router(settings.defaults), self.deliverer,
                                  public_url=self.public_url, send_resolved=settings.defaults.send_resolved)
         self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout)

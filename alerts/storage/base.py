@@ -176,5 +176,13 @@ class Store(ABC):
     @abstractmethod
     async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None: ...
 
+    # Channel state ---------------------------------------------------------------------------------
+    @abstractmethod
+    async def get_channel_state(self, channel: str, key: str) -> Any | None:
+        """What a channel remembered under ``key`` (e.g. the Slack message of an alert group)."""
+
+    @abstractmethod
+    async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None: ...
+
     @abstractmethod
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...

@@ -343,6 +343,19 @@ class SqlStore(Store):
             await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id)
                                .values(**values))
 
+    async def get_channel_state(self, channel: str, key: str) -> Any | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.channel_state.c.value).where(
+                t.channel_state.c.channel == channel, t.channel_state.c.key == key))).first()
+        return None if row is None else row.value
+
+    async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None:
+        stmt = self._insert(t.channel_state)
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt.values(channel=channel, key=key, value=value, updated_at=at).on_conflict_do_update(
+                index_elements=["channel", "key"], set_={"value": stmt.excluded.value,
+                                                         "updated_at": stmt.excluded.updated_at}))
+
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]:
         query = select(t.notifications).order_by(t.notifications.c.created_at.desc()).limit(limit)
         if status is not None:

@@ -148,6 +148,15 @@ alert_throttles = Table(
     PrimaryKeyConstraint("project", "run_id", "title"),
 )
 
+channel_state = Table(
+    "channel_state", metadata,
+    Column("channel", String(200), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("channel", "key"),
+)
+
 notifications = Table(
     "notifications", metadata,
     Column("id", String(36), primary_key=True),

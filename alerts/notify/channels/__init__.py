@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alerts.notify.channels.base import Channel
+from alerts.notify.channels.base import Channel, ChannelContext
 from alerts.notify.channels.registry import CHANNEL_TYPES
 
 if TYPE_CHECKING:  # settings import the channel config models: no runtime import back
     from alerts.config.settings import AlertsSettings
 
 
-def build_channels(settings: AlertsSettings) -> dict[str, Channel]:
+def build_channels(settings: AlertsSettings, context: ChannelContext) -> dict[str, Channel]:
     """One live channel object per entry of ``channels:`` in the config."""
-    return {name: CHANNEL_TYPES[config.type][1](name, config, settings.delivery.timeout)
-            for name, config in settings.channels.items()}
+    return {name: CHANNEL_TYPES[config.type][1](name, config, context) for name, config in settings.channels.items()}
 
 
-__all__ = ["CHANNEL_TYPES", "Channel", "build_channels"]
+__all__ = ["CHANNEL_TYPES", "Channel", "ChannelContext", "build_channels"]

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
 
 from alerts.model import Notification
+from alerts.storage.base import Store
+
+
+@dataclass
+class ChannelContext:
+    """What the service gives every channel: its defaults and a place to remember things durably."""
+
+    timeout: float
+    public_url: str
+    store: Store
+
+    async def recall(self, channel: str, key: str) -> Any | None:
+        """A value the channel stored under ``key`` (e.g. the Slack message ts of an alert group)."""
+        return await self.store.get_channel_state(channel, key)
+
+    async def remember(self, channel: str, key: str, value: Any) -> None:
+        await self.store.set_channel_state(channel, key, value, time.time())
 
 
 class Channel(ABC):

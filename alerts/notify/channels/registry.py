@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alerts.notify.channels.base import Channel
+from alerts.notify.channels.base import Channel, ChannelContext
 from alerts.notify.channels.console import ConsoleChannel, ConsoleConfig
 from alerts.notify.channels.webhook import WebhookChannel, WebhookConfig
 
-ChannelFactory = Callable[[str, Any, float], Channel]
-"""(channel name, its config, the default delivery timeout in seconds) -> channel."""
+ChannelFactory = Callable[[str, Any, ChannelContext], Channel]
+"""(channel name, its config, the service context) -> channel."""
 
 CHANNEL_TYPES: dict[str, tuple[type[Any], ChannelFactory]] = {
-    "console": (ConsoleConfig, lambda name, config, timeout: ConsoleChannel(name, config)),
-    "webhook": (WebhookConfig, lambda name, config, timeout: WebhookChannel(name, config, timeout=timeout)),
+    "console": (ConsoleConfig, lambda name, config, context: ConsoleChannel(name, config)),
+    "webhook": (WebhookConfig, lambda name, config, context: WebhookChannel(name, config, timeout=context.timeout)),
 }
 
 CHANNEL_CONFIGS = tuple(config for config, _factory in CHANNEL_TYPES.values())
