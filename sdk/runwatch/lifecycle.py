@@ -186,9 +186,40 @@ def _atexit() -> None:
             pass
 
 
+def _our_signals() -> list[int]:
+    return [sig for sig in _SIGNALS if signal.getsignal(sig) is _signal_handler]
+
+
+def _before_fork() -> None:
+    # A signal that reaches a child between fork() and Python's after-fork bookkeeping is caught by
+    # our Python-level handler and then discarded by CPython: the child never dies (multiprocessing's
+    # Pool.terminate() then hangs forever). Block our signals across fork; the child restores the
+    # default handlers first and unblocks, so such a signal is delivered and acts as the default.
+    ours = _our_signals()
+    if ours and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, ours)
+        _fork_blocked.extend(ours)
+
+
+def _after_fork_in_parent() -> None:
+    if _fork_blocked:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, list(_fork_blocked))
+        _fork_blocked.clear()
+
+
 def _after_fork_in_child() -> None:
     global _current, _tail_lock
     _current = None
+    for sig in _our_signals():  # the child is not the run's process: it gets the original behaviour
+        prev = _prev_signals.get(sig)
+        try:
+            signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+    if _fork_blocked:
+        blocked = list(_fork_blocked)
+        _fork_blocked.clear()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
     # Another thread of the parent may have held these at fork time; the child gets fresh ones.
     _tail_lock = threading.Lock()
     from . import _log
@@ -201,4 +232,6 @@ def _after_fork_in_child() -> None:
             pass
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork_blocked: list[int] = []
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)

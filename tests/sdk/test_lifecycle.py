@@ -91,3 +91,40 @@ def test_keyboard_interrupt_marks_killed(tmp_path: Path) -> None:
     proc, lines = run_script(tmp_path, "raise KeyboardInterrupt\n")
     rec = exit_record(lines)
     assert (rec["state"], rec["reason"]) == ("killed", "SIGINT")
+
+
+def test_sigterm_right_after_fork_is_never_lost() -> None:
+    """Regression: a SIGTERM reaching a just-forked child (multiprocessing's Pool.terminate) was caught by
+    our handler and dropped by CPython's after-fork bookkeeping, so the child lived on and the pool hung."""
+    import signal as _signal
+    import time
+
+    import runwatch
+
+    run = runwatch.init(project="p", mode="offline", settings={"console": False, "signals": True})
+    assert _signal.getsignal(_signal.SIGTERM) is not _signal.SIG_DFL
+    try:
+        for _ in range(50):
+            pid = os.fork()
+            if pid == 0:  # the child: the original handler, nothing blocked
+                ok = (_signal.getsignal(_signal.SIGTERM) is _signal.SIG_DFL
+                      and not _signal.pthread_sigmask(_signal.SIG_BLOCK, []))
+                if not ok:
+                    os._exit(3)
+                while True:
+                    time.sleep(0.01)
+            os.kill(pid, _signal.SIGTERM)  # as early as possible: inside the fork window when unlucky
+            deadline = time.monotonic() + 10
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, _signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise AssertionError("the child ignored SIGTERM")
+                time.sleep(0.005)
+            assert os.waitstatus_to_exitcode(status) == -_signal.SIGTERM
+        assert not _signal.pthread_sigmask(_signal.SIG_BLOCK, [])  # the parent unblocked again
+    finally:
+        run.finish()
