@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -47,6 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", parents=[common], help="revoke a key by id")
     revoke.add_argument("key_id")
 
+    silence = sub.add_parser("silence", help="manage silences")
+    silence_sub = silence.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
+    add = silence_sub.add_parser("add", parents=[common], help="silence matching alerts; prints the id")
+    add.add_argument("--match", action="append", required=True, metavar="MATCHER",
+                     help="label matcher: k=v, k!=v, k=~regex, k!~regex (repeatable; all must match)")
+    add.add_argument("--for", dest="duration", default="1h", help="how long (default 1h)")
+    add.add_argument("--comment", required=True)
+    add.add_argument("--author", default=os.environ.get("USER") or "cli")
+    listing = silence_sub.add_parser("list", parents=[common], help="list silences")
+    listing.add_argument("--all", action="store_true", help="include expired silences")
+    expire = silence_sub.add_parser("expire", parents=[common], help="end a silence now")
+    expire.add_argument("silence_id")
+
+    send_test = sub.add_parser("send-test", parents=[common], help="send a sample notification to a channel")
+    send_test.add_argument("channel")
+
     demo = sub.add_parser("demo", parents=[common],
                           help="run the service with a stream of demo runs that raise alerts")
     demo.add_argument("--host")
@@ -57,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    quiet = args.command not in ("serve", "demo")  # e.g. `keys create` prints only the key
+    quiet = args.command not in ("serve", "demo", "send-test")  # e.g. `keys create` prints only the key
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "apscheduler", "httpx"):
@@ -76,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args.host, args.port)
         if args.command == "keys":
             return asyncio.run(_keys(settings, args))
+        if args.command == "silence":
+            return asyncio.run(_silence(settings, args))
+        if args.command == "send-test":
+            from alerts.notify.send_test import send_test
+
+            return asyncio.run(send_test(settings, args.channel, out=sys.stdout))
         if args.command == "demo":
             from alerts.demo import run_demo
 
@@ -148,6 +171,53 @@ async def _probe_storage(settings: AlertsSettings) -> None:
     store = open_store(settings.storage.url)
     await store.open()
     await store.close()
+
+
+async def _silence(settings: AlertsSettings, args: argparse.Namespace) -> int:
+    """Silences are written to the store; a running service picks them up within a second."""
+    from datetime import UTC, datetime
+
+    from alerts.durations import parse_duration
+    from alerts.silence.matchers import MatcherError, parse_matchers
+    from alerts.silence.silences import Silence, new_silence
+    from alerts.storage import open_store
+
+    store = open_store(settings.storage.url)
+    await store.open()
+    try:
+        now = time.time()
+        if args.silence_command == "add":
+            try:
+                matchers = parse_matchers(args.match)
+                silence = new_silence(matchers, starts_at=now, ends_at=now + parse_duration(args.duration),
+                                      created_by=args.author, comment=args.comment, now=now)
+            except (MatcherError, ValueError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            await store.save_silence(silence.to_json())
+            print(silence.id)
+            return 0
+        silences = [Silence.from_json(row) for row in await store.list_silences()]
+        if args.silence_command == "list":
+            for s in silences:
+                if args.all or s.state(now) != "expired":
+                    ends = datetime.fromtimestamp(s.ends_at, UTC).isoformat(timespec="seconds")
+                    shown = ",".join(str(m) for m in s.matchers)
+                    print(f"{s.id}\t{s.state(now)}\t{shown}\tuntil {ends}\t{s.created_by}\t{s.comment}")
+            return 0
+        found = [s for s in silences if s.id == args.silence_id]
+        if not found:
+            print(f"error: no silence with id {args.silence_id}", file=sys.stderr)
+            return 1
+        silence = found[0]
+        silence.ends_at = min(silence.ends_at, now)
+        silence.starts_at = min(silence.starts_at, silence.ends_at)
+        silence.updated_at = now
+        await store.save_silence(silence.to_json())
+        print(f"expired {silence.id}")
+        return 0
+    finally:
+        await store.close()
 
 
 async def _keys(settings: AlertsSettings, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -26,11 +27,14 @@ async def list_alerts(key: CurrentKey, service: CurrentService, project: str | N
     alerts = await service.store.list_alerts(project=project, status=status,
                                              run_pk=run_obj.pk if run_obj else None, limit=limit)
     runs: dict[int, Any] = {}
+    now = time.time()
     out = []
     for alert in alerts:
         if alert.run_pk is not None and alert.run_pk not in runs:
             runs[alert.run_pk] = await _run_by_pk(service, alert.project, alert.labels.get("run", ""))
-        out.append(alert_object(alert, runs.get(alert.run_pk) if alert.run_pk else None, service.public_url))
+        shown = alert_object(alert, runs.get(alert.run_pk) if alert.run_pk else None, service.public_url)
+        shown["silenced_by"] = service.silences.silencer.muting(alert.labels, now)  # stored, visible, not sent
+        out.append(shown)
     return {"alerts": out}
 
 

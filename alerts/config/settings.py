@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from alerts.dispatch.routes import RouteConfig
 from alerts.durations import Duration
+from alerts.inhibit.inhibitor import InhibitRule
 from alerts.notify.channels.console import ConsoleConfig
 from alerts.notify.channels.registry import CHANNEL_CONFIGS
+from alerts.timeinterval.intervals import parse_mute_times
 
 
 class _Strict(BaseModel):
@@ -68,6 +71,15 @@ class DefaultsSettings(_Strict):
     group_interval: Duration = 60.0
     repeat_interval: Duration = 4 * 3600.0
     send_resolved: bool = True
+    mute_times: list[str] = Field(default_factory=list)
+
+
+def _walk_routes(routes: list[RouteConfig], where: str) -> list[tuple[str, RouteConfig]]:
+    found = []
+    for index, route in enumerate(routes):
+        found.append((f"{where}[{index}]", route))
+        found.extend(_walk_routes(route.routes, f"{where}[{index}].routes"))
+    return found
 
 
 def _console_only() -> dict[str, Any]:
@@ -87,6 +99,16 @@ class AlertsSettings(BaseSettings):
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)
     defaults: DefaultsSettings = Field(default_factory=lambda: DefaultsSettings())
+    routes: list[RouteConfig] = Field(default_factory=list)
+    inhibit: list[InhibitRule] = Field(default_factory=list)
+    mute_times: dict[str, Any] = Field(default_factory=dict)
+    """Named time intervals (``{name: interval or [intervals]}``) that routes mute during."""
+
+    @field_validator("mute_times")
+    @classmethod
+    def _intervals(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        parse_mute_times(raw)  # raises ValueError naming the bad value
+        return raw
 
     @classmethod
     def settings_customise_sources(
@@ -105,6 +127,19 @@ class AlertsSettings(BaseSettings):
         unknown = [name for name in self.defaults.channels if name not in self.channels]
         if unknown:
             raise ValueError(f"defaults.channels names unknown channel(s): {', '.join(unknown)}")
+        problems = []
+        for where, route in _walk_routes(self.routes, "routes"):
+            missing = [name for name in route.channels or [] if name not in self.channels]
+            if missing:
+                problems.append(f"{where}.channels names unknown channel(s): {', '.join(missing)}")
+            muted = [name for name in route.mute_times or [] if name not in self.mute_times]
+            if muted:
+                problems.append(f"{where}.mute_times names unknown interval(s): {', '.join(muted)}")
+        unknown_mute = [name for name in self.defaults.mute_times if name not in self.mute_times]
+        if unknown_mute:
+            problems.append(f"defaults.mute_times names unknown interval(s): {', '.join(unknown_mute)}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

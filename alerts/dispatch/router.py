@@ -1,33 +1,27 @@
-"""Routing: the channels and grouping for an alert.
+"""Routing: the routes (channels, grouping, timers) that an alert goes to.
 
-Until the routing tree (``routes:``) lands, an alert goes to the channels its rule names in
-``notify:``, else to ``defaults.channels``, grouped by ``defaults.group_by``.
+The rule-level ``notify:`` shortcut bypasses the tree: the alert goes to the named channels with the
+root route's grouping and timers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
-from alerts.config.settings import DefaultsSettings
+from alerts.dispatch.routes import Route, build_tree, match_routes
 from alerts.model import Alert
 
 
-@dataclass(frozen=True)
-class Route:
-    name: str
-    channels: tuple[str, ...]
-    group_by: tuple[str, ...]
-
-    def group_labels(self, alert: Alert) -> dict[str, str]:
-        return {label: alert.labels.get(label, "") for label in self.group_by}
-
-
 class Router:
-    def __init__(self, defaults: DefaultsSettings) -> None:
-        self._default = Route(name="default", channels=tuple(defaults.channels),
-                              group_by=tuple(defaults.group_by))
+    def __init__(self, root: Route) -> None:
+        self.root = root
+
+    @classmethod
+    def from_settings(cls, settings: object) -> Router:
+        return cls(build_tree(settings.defaults, settings.routes))  # type: ignore[attr-defined]
 
     def routes_for(self, alert: Alert) -> list[Route]:
-        if alert.notify:  # a rule's `notify:` shortcut names the channels directly
-            return [Route(name="notify", channels=alert.notify, group_by=self._default.group_by)]
-        return [self._default]
+        if alert.notify:
+            return [replace(self.root, id="notify:" + ",".join(alert.notify), channels=alert.notify,
+                            children=())]
+        return match_routes(self.root, alert.labels)

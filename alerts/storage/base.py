@@ -176,6 +176,14 @@ class Store(ABC):
     @abstractmethod
     async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None: ...
 
+    # Silences ---------------------------------------------------------------------------------------
+    @abstractmethod
+    async def save_silence(self, silence: dict[str, Any]) -> None:
+        """Insert or replace a silence (``Silence.to_json()`` form)."""
+
+    @abstractmethod
+    async def list_silences(self) -> list[dict[str, Any]]: ...
+
     # Channel state ---------------------------------------------------------------------------------
     @abstractmethod
     async def get_channel_state(self, channel: str, key: str) -> Any | None:

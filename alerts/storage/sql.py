@@ -343,6 +343,19 @@ class SqlStore(Store):
             await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id)
                                .values(**values))
 
+    async def save_silence(self, silence: dict[str, Any]) -> None:
+        stmt = self._insert(t.silences)
+        row = {key: silence[key] for key in ("id", "matchers", "starts_at", "ends_at", "created_by", "comment",
+                                             "updated_at")}
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt.values(**row).on_conflict_do_update(
+                index_elements=["id"], set_={key: stmt.excluded[key] for key in row if key != "id"}))
+
+    async def list_silences(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.silences).order_by(t.silences.c.starts_at))).all()
+        return [dict(row._mapping) for row in rows]
+
     async def get_channel_state(self, channel: str, key: str) -> Any | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(t.channel_state.c.value).where(

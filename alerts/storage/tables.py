@@ -148,6 +148,17 @@ alert_throttles = Table(
     PrimaryKeyConstraint("project", "run_id", "title"),
 )
 
+silences = Table(
+    "silences", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 channel_state = Table(
     "channel_state", metadata,
     Column("channel", String(200), nullable=False),

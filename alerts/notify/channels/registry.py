@@ -11,6 +11,8 @@ from typing import Any
 
 from alerts.notify.channels.base import Channel, ChannelContext
 from alerts.notify.channels.console import ConsoleChannel, ConsoleConfig
+from alerts.notify.channels.email import EmailChannel, EmailConfig
+from alerts.notify.channels.slack import SlackChannel, SlackConfig
 from alerts.notify.channels.webhook import WebhookChannel, WebhookConfig
 
 ChannelFactory = Callable[[str, Any, ChannelContext], Channel]
@@ -18,7 +20,10 @@ ChannelFactory = Callable[[str, Any, ChannelContext], Channel]
 
 CHANNEL_TYPES: dict[str, tuple[type[Any], ChannelFactory]] = {
     "console": (ConsoleConfig, lambda name, config, context: ConsoleChannel(name, config)),
-    "webhook": (WebhookConfig, lambda name, config, context: WebhookChannel(name, config, timeout=context.timeout)),
+    "webhook": (WebhookConfig, lambda name, config, context: WebhookChannel(
+        name, config, timeout=context.timeout, public_url=context.public_url)),
+    "slack": (SlackConfig, SlackChannel),
+    "email": (EmailConfig, EmailChannel),
 }
 
 CHANNEL_CONFIGS = tuple(config for config, _factory in CHANNEL_TYPES.values())

@@ -25,9 +25,11 @@ class WebhookConfig(BaseModel):
     type: Literal["webhook"]
     url: str
     secret: SecretStr | None = None
-    format: Literal["runwatch"] = "runwatch"
+    format: Literal["runwatch", "alertmanager"] = "runwatch"
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration | None = None
+    max_alerts: int = Field(default=0, ge=0)
+    """Alerts per message (0 = all); the rest are counted in ``truncated_alerts``."""
 
     @field_validator("url")
     @classmethod
@@ -76,21 +78,28 @@ def _short_body(response: httpx.Response) -> str:
 
 
 class WebhookChannel(Channel):
-    def __init__(self, name: str, config: WebhookConfig, *, timeout: float) -> None:
+    def __init__(self, name: str, config: WebhookConfig, *, timeout: float, public_url: str = "") -> None:
         super().__init__(name)
         self._config = config
+        self._public_url = public_url
         self._client = httpx.AsyncClient(timeout=config.timeout or timeout, follow_redirects=False)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         message = notification.message
+        alerts = message["alerts"]
+        limit = self._config.max_alerts
+        shown = alerts[:limit] if limit else alerts
+        truncated = message.get("truncated_alerts", 0) + len(alerts) - len(shown)
+        if self._config.format == "alertmanager":
+            return alertmanager_payload(self.name, notification, shown, truncated, self._public_url)
         return {
             "version": "1",
             "status": message["status"],
             "receiver": self.name,
             "group_key": notification.group_key,
             "group_labels": message.get("group_labels", {}),
-            "truncated_alerts": message.get("truncated_alerts", 0),
-            "alerts": message["alerts"],
+            "truncated_alerts": truncated,
+            "alerts": shown,
         }
 
     async def send(self, notification: Notification) -> None:
@@ -111,3 +120,44 @@ class WebhookChannel(Channel):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's "not resolved yet"
+
+
+def alertmanager_payload(receiver: str, notification: Notification, alerts: list[dict[str, Any]], truncated: int,
+                         external_url: str) -> dict[str, Any]:
+    """Alertmanager's webhook v4 JSON, so existing receivers work unchanged."""
+    labels = [alert["labels"] for alert in alerts]
+    common = {k: v for k, v in labels[0].items() if all(other.get(k) == v for other in labels[1:])} if labels else {}
+    annotations = [_annotations(alert) for alert in alerts]
+    common_annotations = {k: v for k, v in annotations[0].items()
+                          if all(other.get(k) == v for other in annotations[1:])} if annotations else {}
+    return {
+        "version": "4",
+        "groupKey": notification.group_key,
+        "truncatedAlerts": truncated,
+        "status": notification.message["status"],
+        "receiver": receiver,
+        "groupLabels": notification.message.get("group_labels", {}),
+        "commonLabels": common,
+        "commonAnnotations": common_annotations,
+        "externalURL": external_url,
+        "alerts": [{
+            "status": alert["status"],
+            "labels": alert["labels"],
+            "annotations": annotation,
+            "startsAt": alert["starts_at"],
+            "endsAt": alert["ends_at"] or _ZERO_TIME,
+            "generatorURL": alert["url"],
+            "fingerprint": alert["fingerprint"],
+        } for alert, annotation in zip(alerts, annotations, strict=True)],
+    }
+
+
+def _annotations(alert: dict[str, Any]) -> dict[str, str]:
+    found = {"summary": alert["title"], "description": alert["text"]}
+    for key in ("metric", "value", "threshold", "step", "resolved_reason"):
+        if alert.get(key) is not None:
+            found[key] = str(alert[key])
+    return found

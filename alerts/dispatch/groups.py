@@ -1,0 +1,146 @@
+"""Aggregation groups and their timers (Alertmanager's dispatcher).
+
+An alert joins one group per route it matches; the group key is the route plus the values of its
+``group_by`` labels. A new group is flushed after ``group_wait``; after that every ``group_interval``
+while it has alerts. Each flush hands the whole group to the notification pipeline, whose dedup stage
+decides against the notification log whether anything is worth sending (new alerts, resolved alerts,
+or ``repeat_interval`` elapsed). Resolved alerts and ``alert()`` events leave the group once flushed:
+events are delivered once and never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.dispatch.router import Router
+from alerts.dispatch.routes import Route
+from alerts.model import Alert, AlertSource, AlertStatus, Run
+from alerts.notify.message import alert_object, group_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroupedAlert:
+    alert: Alert
+    payload: dict[str, Any]
+    """The SPEC §7 alert object, rendered when the alert changed (it carries the run's state then)."""
+
+    @property
+    def key(self) -> str:
+        # Events (alert() calls) are each their own entry; rule alerts are one series per fingerprint.
+        return self.alert.id if self.alert.source is AlertSource.SDK else self.alert.fingerprint
+
+
+@dataclass
+class Group:
+    route: Route
+    key: str
+    labels: dict[str, str]
+    alerts: dict[str, GroupedAlert] = field(default_factory=dict)
+    next_flush: float = 0.0
+    flushed: bool = False
+
+
+FlushGroup = Callable[[Group, float], Awaitable[None]]
+
+
+class Dispatcher:
+    def __init__(self, router: Router, flush: FlushGroup, *, public_url: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.router = router
+        self._flush = flush
+        self._public_url = public_url
+        self._clock = clock
+        self.groups: dict[str, Group] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def firing_labels(self) -> list[dict[str, str]]:
+        """Labels of every firing rule alert in any group (what inhibition rules look at)."""
+        seen: dict[str, dict[str, str]] = {}
+        for group in self.groups.values():
+            for entry in group.alerts.values():
+                if entry.alert.status is AlertStatus.FIRING and entry.alert.source is AlertSource.RULE:
+                    seen[entry.alert.fingerprint] = entry.alert.labels
+        return list(seen.values())
+
+    async def submit(self, alerts: list[Alert], run: Run | None) -> None:
+        """Put alert changes into their groups; flushing happens on the groups' timers."""
+        now = self._clock()
+        for alert in alerts:
+            if alert.status is AlertStatus.PENDING:
+                continue
+            payload = alert_object(alert, run, self._public_url)
+            for route in self.router.routes_for(alert):
+                labels = route.group_labels(alert)
+                key = group_key(route.id, labels)
+                group = self.groups.get(key)
+                if group is None:  # a change to an existing group waits for its next flush
+                    group = self.groups[key] = Group(route=route, key=key, labels=labels,
+                                                     next_flush=now + route.group_wait)
+                entry = GroupedAlert(alert, payload)
+                group.alerts[entry.key] = entry
+        self._wakeup.set()
+
+    def restore(self, alerts: list[Alert], runs: dict[int, Run]) -> None:
+        """After a restart: firing rule alerts rejoin their groups (the notification log keeps them
+        from being sent again before ``repeat_interval``)."""
+        now = self._clock()
+        for alert in alerts:
+            payload = alert_object(alert, runs.get(alert.run_pk or -1), self._public_url)
+            for route in self.router.routes_for(alert):
+                labels = route.group_labels(alert)
+                key = group_key(route.id, labels)
+                group = self.groups.setdefault(key, Group(route=route, key=key, labels=labels,
+                                                          next_flush=now + route.group_interval, flushed=True))
+                entry = GroupedAlert(alert, payload)
+                group.alerts[entry.key] = entry
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def flush_due(self) -> None:
+        now = self._clock()
+        for group in [g for g in self.groups.values() if g.next_flush <= now]:
+            try:
+                await self._flush(group, now)
+            except Exception:  # one group's failure must not stop the others; it is retried next time
+                log.exception("flushing group %s failed", group.key)
+                group.next_flush = now + 1.0
+                continue
+            group.flushed = True
+            for key in [k for k, e in group.alerts.items()
+                        if e.alert.status is AlertStatus.RESOLVED or e.alert.source is AlertSource.SDK]:
+                del group.alerts[key]
+            if group.alerts:
+                group.next_flush = now + group.route.group_interval
+            else:
+                del self.groups[group.key]
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.flush_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher loop error")
+            next_flush = min((g.next_flush for g in self.groups.values()), default=None)
+            timeout = 5.0 if next_flush is None else max(0.0, min(5.0, next_flush - self._clock()))
+            if timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                except TimeoutError:
+                    pass

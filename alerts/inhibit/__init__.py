@@ -1,0 +1,1 @@
+"""Inhibition: a firing alert mutes others that share labels (Alertmanager semantics)."""

@@ -1,0 +1,1 @@
+"""Silences: label matchers that mute alerts for a time (Alertmanager semantics)."""

@@ -1,0 +1,1 @@
+"""Time intervals for quiet hours (Alertmanager's mute_time_intervals)."""

@@ -1,0 +1,231 @@
+"""Timing scenarios modelled on Alertmanager's acceptance tests, against a real service and receivers.
+
+Rule alerts are driven through the records API (a metric crossing a threshold); tolerances are generous
+because the machines are shared: the assertions are on what arrives and in which order, not on speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.receiver import WebhookReceiver
+from tests.support.service import ServiceProcess
+
+RULES = """
+rules:
+  - {name: loss-high, metric: loss, when: "> 1", severity: warning}
+  - {name: acc-low, metric: acc, when: "< 0.5", severity: critical}
+  - {name: run-crashed, run_state: [crashed, failed], severity: error}
+"""
+
+
+class Driver:
+    def __init__(self, service: ServiceProcess, project: str = "vision") -> None:
+        self.service = service
+        self.project = project
+        self.key = service.create_key(project)
+        self.seq: dict[str, int] = {}
+        self.step: dict[str, int] = {}
+
+    def run(self, run_id: str) -> None:
+        response = self.service.api("POST", "/api/v1/runs", key=self.key, json={"project": self.project, "id": run_id})
+        assert response.status_code == 200, response.text
+
+    def log(self, run_id: str, **values: float) -> None:
+        seq = self.seq[run_id] = self.seq.get(run_id, 0) + 1
+        step = self.step[run_id] = self.step.get(run_id, -1) + 1
+        response = self.service.api("POST", f"/api/v1/runs/{self.project}/{run_id}/records", key=self.key, json={
+            "records": [{"seq": seq, "type": "history", "step": step, "timestamp": time.time(), "data": values}]})
+        assert response.status_code == 200, response.text
+
+    def fail(self, run_id: str) -> None:
+        seq = self.seq[run_id] = self.seq.get(run_id, 0) + 1
+        self.service.api("POST", f"/api/v1/runs/{self.project}/{run_id}/records", key=self.key, json={
+            "records": [{"seq": seq, "type": "exit", "state": "failed", "exit_code": 1, "reason": "boom",
+                         "timestamp": time.time()}]}).raise_for_status()
+
+
+def received(receiver: WebhookReceiver) -> list[dict[str, Any]]:
+    return receiver.payloads()
+
+
+def summary(payload: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
+    return payload["status"], sorted((a["rule"], a["labels"]["run"], a["status"]) for a in payload["alerts"])
+
+
+@pytest.fixture
+def make_service(service_factory: Callable[..., ServiceProcess], webhook_receiver: WebhookReceiver,
+                 tmp_path: Path) -> Callable[..., ServiceProcess]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+
+    def make(**config: Any) -> ServiceProcess:
+        defaults = {"channels": ["hook"], "group_by": ["project", "rule"], "group_wait": "1s",
+                    "group_interval": "1s", "repeat_interval": "1h", "send_resolved": True,
+                    **config.pop("defaults", {})}
+        return service_factory({"rule_files": [str(rules)],
+                                "channels": {"hook": {"type": "webhook", "url": webhook_receiver.url},
+                                             **config.pop("channels", {})},
+                                "defaults": defaults, **config})
+
+    return make
+
+
+def test_group_wait_batches_alerts_of_one_group(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    driver = Driver(make_service(defaults={"group_wait": "2s"}))
+    for run in ("r1", "r2", "r3"):
+        driver.run(run)
+        driver.log(run, loss=5.0)
+    (request,) = webhook_receiver.wait_for(1, timeout=20)
+    time.sleep(1.5)
+    assert len(webhook_receiver.requests) == 1
+    assert summary(request.json()) == ("firing", [("loss-high", "r1", "firing"), ("loss-high", "r2", "firing"),
+                                                  ("loss-high", "r3", "firing")])
+    assert request.json()["group_labels"] == {"project": "vision", "rule": "loss-high"}
+
+
+def test_resolved_is_sent_and_repeat_interval_repeats(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    driver = Driver(make_service(defaults={"repeat_interval": "3s", "group_wait": "0s"}))
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    webhook_receiver.wait_for(1, timeout=20)
+    webhook_receiver.wait_for(2, timeout=20)  # the repeat, with nothing changed
+    payloads = received(webhook_receiver)
+    assert [summary(p) for p in payloads[:2]] == [("firing", [("loss-high", "r1", "firing")])] * 2
+    driver.log("r1", loss=0.5)
+    deadline = time.monotonic() + 20
+    while not any(p["status"] == "resolved" for p in received(webhook_receiver)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    resolved = [p for p in received(webhook_receiver) if p["status"] == "resolved"]
+    assert summary(resolved[0]) == ("resolved", [("loss-high", "r1", "resolved")])
+    assert resolved[0]["alerts"][0]["resolved_reason"] == "condition cleared"
+
+
+def test_without_send_resolved_nothing_is_sent_on_resolve(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    driver = Driver(make_service(defaults={"send_resolved": False, "group_wait": "0s"}))
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    webhook_receiver.wait_for(1, timeout=20)
+    driver.log("r1", loss=0.5)
+    time.sleep(3)
+    assert [p["status"] for p in received(webhook_receiver)] == ["firing"]
+
+
+def test_silence_added_and_expired_mid_stream(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    service = make_service(defaults={"group_wait": "0s", "repeat_interval": "2s"})
+    driver = Driver(service)
+    response = service.api("POST", "/api/v1/silences", json={
+        "matchers": ["rule=loss-high", "run=~r[12]"], "duration": "1h", "created_by": "test", "comment": "maint"})
+    assert response.status_code == 200, response.text
+    silence_id = response.json()["id"]
+    for run in ("r1", "r3"):
+        driver.run(run)
+        driver.log(run, loss=5.0)
+    (first,) = webhook_receiver.wait_for(1, timeout=20)
+    assert summary(first.json())[1] == [("loss-high", "r3", "firing")]  # r1 is silenced
+    shown = service.api("GET", "/api/v1/alerts?project=vision&status=firing").json()["alerts"]
+    assert {a["labels"]["run"]: a["silenced_by"] for a in shown} == {"r1": [silence_id], "r3": []}
+    assert service.api("DELETE", f"/api/v1/silences/{silence_id}").json()["state"] == "expired"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runs = [sorted(a["labels"]["run"] for a in p["alerts"]) for p in received(webhook_receiver)]
+        if ["r1", "r3"] in runs:
+            break
+        time.sleep(0.1)
+    assert ["r1", "r3"] in runs  # once the silence expired, r1 is notified (with the group)
+
+
+def test_silence_cli(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    result = service.cli("silence", "add", "--match", "project=vision", "--match", "severity=~warn.*",
+                         "--for", "2h", "--comment", "noisy", "--author", "ops")
+    silence_id = result.stdout.strip()
+    listing = service.cli("silence", "list").stdout
+    assert silence_id in listing and 'severity=~"warn.*"' in listing and "active" in listing
+    assert service.cli("silence", "add", "--match", "bad matcher", "--comment", "x", check=False).returncode == 1
+    service.cli("silence", "expire", silence_id)
+    assert silence_id not in service.cli("silence", "list").stdout
+    assert silence_id in service.cli("silence", "list", "--all").stdout
+
+
+def test_inhibition_while_the_source_fires_and_after_it_resolves(make_service,  # type: ignore[no-untyped-def]
+                                                                  webhook_receiver: WebhookReceiver) -> None:
+    driver = Driver(make_service(defaults={"group_wait": "0s", "group_by": ["project", "run"]},
+                                 inhibit=[{"source": {"rule": "run-crashed"}, "target": {}, "equal": ["run"]}]))
+    driver.run("r1")
+    driver.run("r2")
+    driver.log("r1", acc=0.1)
+    webhook_receiver.wait_for(1, timeout=20)
+    driver.fail("r1")  # run-crashed fires for r1: r1's other alerts are inhibited from now on
+    driver.log("r2", acc=0.1)
+    time.sleep(3)
+    alerts = [(a["rule"], a["labels"]["run"], a["status"]) for p in received(webhook_receiver) for a in p["alerts"]]
+    assert ("run-crashed", "r1", "firing") in alerts and ("acc-low", "r2", "firing") in alerts
+    # acc-low of r1 resolved when the run ended, but that notice was inhibited by run-crashed of the same run
+    assert ("acc-low", "r1", "resolved") not in alerts
+
+
+def test_routing_tree_first_match_and_continue(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    other = WebhookReceiver().start()
+    try:
+        driver = Driver(make_service(
+            channels={"pager": {"type": "webhook", "url": other.url}},
+            defaults={"group_wait": "0s"},
+            routes=[{"match": {"severity": "critical"}, "channels": ["pager"], "continue": True},
+                    {"match": ["rule=~acc-.*"], "channels": ["hook"], "group_by": ["run"]},
+                    {"match": {"rule": "loss-high"}, "channels": ["pager"]}]))
+        driver.run("r1")
+        driver.log("r1", acc=0.1, loss=5.0)
+        other.wait_for(2, timeout=20)
+        webhook_receiver.wait_for(1, timeout=20)
+        time.sleep(1.5)
+        pager = sorted(a["rule"] for p in other.payloads() for a in p["alerts"])
+        hook = [(p["group_labels"], [a["rule"] for a in p["alerts"]]) for p in received(webhook_receiver)]
+        assert pager == ["acc-low", "loss-high"]
+        assert hook == [({"run": "r1"}, ["acc-low"])]
+    finally:
+        other.stop()
+
+
+def test_quiet_hours_mute_the_route(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    always = {"times": ["00:00-23:59"], "location": "UTC"}
+    driver = Driver(make_service(defaults={"group_wait": "0s", "mute_times": ["always"]},
+                                 mute_times={"always": always}))
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    time.sleep(3)
+    assert webhook_receiver.requests == []
+
+
+def test_alertmanager_format(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    driver = Driver(make_service(channels={"hook": {"type": "webhook", "url": webhook_receiver.url,
+                                                    "format": "alertmanager"}}, defaults={"group_wait": "0s"}))
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    (request,) = webhook_receiver.wait_for(1, timeout=20)
+    payload = request.json()
+    assert payload["version"] == "4" and payload["status"] == "firing" and payload["receiver"] == "hook"
+    assert payload["groupLabels"] == {"project": "vision", "rule": "loss-high"}
+    assert payload["truncatedAlerts"] == 0 and payload["externalURL"].startswith("http://")
+    assert payload["groupKey"] == request.headers["X-Runwatch-Delivery"] or payload["groupKey"].startswith("root:")
+    assert payload["commonLabels"]["alertname"] == "loss-high"
+    (alert,) = payload["alerts"]
+    assert alert["status"] == "firing" and alert["labels"]["metric"] == "loss"
+    assert alert["annotations"]["summary"] and alert["annotations"]["value"] == "5.0"
+    assert alert["endsAt"] == "0001-01-01T00:00:00Z" and alert["startsAt"].endswith("Z")
+    assert alert["generatorURL"].endswith("/runs/vision/r1") and len(alert["fingerprint"]) == 16
+
+
+def test_send_test_command(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    result = service.cli("send-test", "hook")
+    assert result.returncode == 0 and "ok: test notification delivered to hook" in result.stdout
+    assert webhook_receiver.wait_for(1)[0].json()["alerts"][0]["title"] == "Runwatch test notification"
+    webhook_receiver.failures = [(404, {})]
+    result = service.cli("send-test", "hook", check=False)
+    assert result.returncode == 1 and "error (permanent)" in result.stdout and "HTTP 404" in result.stdout
