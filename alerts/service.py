@@ -39,7 +39,9 @@ class Service:
         self.store = store or open_store(settings.storage.url)
         self.public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
         context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url, store=self.store)
-        self.deliverer = Deliverer(self.store, build_channels(settings, context), settings.delivery)
+        self.deliverer = Deliverer(self.store, build_channels(settings, context), settings.delivery,
+                                   rate_limits={name: config.rate_limit for name, config in settings.channels.items()
+                                                if config.rate_limit is not None})
         self.silences = SilenceMuter(self.store)
         intervals = parse_mute_times(settings.mute_times)
         self.pipeline = Pipeline(

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from alerts.config.settings import DeliverySettings
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel
+from alerts.notify.channels.base import Channel, RateLimit
+from alerts.notify.ratelimit import TokenBucket
 from alerts.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def backoff_delay(attempts: int, settings: DeliverySettings, rand: Callable[[], 
 
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel], settings: DeliverySettings, *,
+                 rate_limits: dict[str, RateLimit] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._channels = channels
@@ -40,6 +42,8 @@ class Deliverer:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
+        self._buckets = {name: TokenBucket.create(limit.rate, limit.per, limit.burst, clock())
+                         for name, limit in (rate_limits or {}).items()}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="deliverer")
@@ -98,6 +102,12 @@ class Deliverer:
         limit = self._limits.setdefault(notification.channel, asyncio.Semaphore(self._settings.concurrency))
         async with limit:
             now = self._clock()
+            bucket = self._buckets.get(notification.channel)
+            if bucket is not None and not bucket.take(now):
+                await self._store.reschedule(notification.id, attempts=notification.attempts,
+                                             next_attempt_at=bucket.next_token_at(now),
+                                             error="waiting for the channel's rate limit")
+                return
             lease = now + (self._settings.timeout + 30.0)
             if not await self._store.claim_notification(notification.id, now=now, lease_until=lease):
                 return  # delivered or claimed meanwhile (a stale due-list, another replica)

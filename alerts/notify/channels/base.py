@@ -7,8 +7,29 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.durations import Duration
 from alerts.model import Notification
 from alerts.storage.base import Store
+
+
+class RateLimit(BaseModel):
+    """Storm control: a token bucket of ``burst`` notifications refilled at ``rate`` per ``per``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: int = Field(ge=1)
+    per: Duration = 60.0
+    burst: int | None = Field(default=None, ge=1)
+
+
+class ChannelConfig(BaseModel):
+    """Settings every channel has; each channel's own config model extends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit: RateLimit | None = None
 
 
 @dataclass

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel
+from alerts.notify.channels.base import Channel, ChannelConfig
 
 log = logging.getLogger("alerts.notify.console")
 
 
-class ConsoleConfig(BaseModel):
+class ConsoleConfig(ChannelConfig):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["console"]

@@ -28,7 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from alerts.durations import Duration
 from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelContext
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
 
 log = logging.getLogger("alerts.notify.email")
 
@@ -107,7 +107,7 @@ class SmtpConfig(BaseModel):
         return self
 
 
-class EmailConfig(BaseModel):
+class EmailConfig(ChannelConfig):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
 
     type: Literal["email"]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -24,7 +24,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelContext
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
 
 log = logging.getLogger("alerts.notify.slack")
 
@@ -46,7 +46,7 @@ MESSAGE_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "ed
 _SHOWN_LABELS = frozenset({"severity", "project", "run", "run_name", "metric"})
 
 
-class SlackConfig(BaseModel):
+class SlackConfig(ChannelConfig):
     """``webhook_url`` (incoming webhook) or ``token`` + ``channel`` (bot token), never both."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # errors must not echo the secrets

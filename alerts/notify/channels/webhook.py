@@ -9,17 +9,17 @@ from typing import Any, Literal
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel
+from alerts.notify.channels.base import Channel, ChannelConfig
 
 USER_AGENT = "runwatch-alerts/0.1"
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(ChannelConfig):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["webhook"]
