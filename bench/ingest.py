@@ -136,19 +136,20 @@ run = runwatch.init(project="bench", id="probe", name="probe")
 for i in range({n}):
     time.sleep(0.3)
     t0 = time.time()
-    run.log({{"probe": 1.0}})          # crosses the threshold: fires
+    run.log({{f"probe.{{i}}": 1.0}})   # crosses the threshold: fires (a new series, so a new group)
     print(f"T {{i}} {{t0}}", flush=True)
     time.sleep(0.3)
-    run.log({{"probe": 0.0}})          # resolves
+    run.log({{f"probe.{{i}}": 0.0}})   # resolves
 run.finish()
 """
 
 
 def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int) -> dict[str, float]:
     receiver = Receiver()
-    probe_rule = {"name": "probe-high", "metric": "probe", "when": "> 0.5"}
+    probe_rule = {"name": "probe-high", "metric": "probe.*", "when": "> 0.5"}
     service = BenchService({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
-                            "defaults": {"channels": ["hook"], "send_resolved": False}},
+                            # every label groups: each probe series is its own group, sent after group_wait 0
+                            "defaults": {"channels": ["hook"], "send_resolved": False, "group_by": ["..."]}},
                            rules + [probe_rule]).start()
     try:
         key = service.cli("keys", "create", "--project", "bench")
