@@ -1,36 +1,87 @@
-"""Inhibition rules: while a source alert fires, target alerts with the same ``equal`` labels are muted."""
+"""Inhibition rules: while a source alert fires, target alerts with the same ``equal`` labels are muted.
+
+Semantics of Alertmanager's ``inhibit_rules``:
+
+- ``target`` selects the alerts that may be muted; an empty ``target`` (``{}`` or ``[]``) selects every
+  alert. ``source`` selects the firing alerts that mute them.
+- Every label in ``equal`` must have the same value on source and target; a label missing on both sides
+  counts as equal (both are ``""``).
+- An alert never inhibits itself (a source with exactly the target's labels is skipped), and when the
+  target itself matches ``source``, sources that also match ``target`` are skipped. Without the second
+  rule, two alerts matching both sides (SPEC §4.2's ``{source: {rule: run-crashed}, target: {}}`` with
+  two crash alerts of one run) would mute each other and neither would be sent.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alerts.silence.matchers import MatcherList, matches_all
+from alerts.silence.matchers import LABEL_NAME, MatcherList, matches_all
+
+__all__ = ["InhibitRule", "Inhibitor"]
 
 
 class InhibitRule(BaseModel):
+    """One ``inhibit`` entry: ``{source: ..., target: ..., equal: [...]}``.
+
+    ``source``/``target`` take a ``{label: value}`` mapping or a list of matcher strings
+    (:data:`~alerts.silence.matchers.MatcherList`); Alertmanager's names ``source_matchers`` and
+    ``target_matchers`` are accepted too.
+    """
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     source: MatcherList = Field(validation_alias=AliasChoices("source", "source_matchers"))
     target: MatcherList = Field(default_factory=list, validation_alias=AliasChoices("target", "target_matchers"))
     equal: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        # With AliasChoices pydantic silently takes the first spelling present; giving both is a mistake.
+        if isinstance(data, Mapping):
+            for short, long in (("source", "source_matchers"), ("target", "target_matchers")):
+                if short in data and long in data:
+                    raise ValueError(f"give either {short} or {long}, not both")
+        return data
+
+    @field_validator("equal")
+    @classmethod
+    def _label_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if LABEL_NAME.fullmatch(name) is None:
+                raise ValueError(f"invalid label name {name!r} in equal: expected [a-zA-Z_][a-zA-Z0-9_]*")
+        return value
+
 
 class Inhibitor:
+    """Evaluates inhibition rules against the alerts firing right now."""
+
     def __init__(self, rules: list[InhibitRule]) -> None:
         self.rules = rules
 
     def inhibits(self, target_labels: Mapping[str, str], firing: Iterable[Mapping[str, str]]) -> bool:
-        """True when a firing alert matching a rule's source (and equal on ``equal``) mutes this one."""
-        sources = list(firing)
-        for rule in self.rules:
-            if not matches_all(rule.target, target_labels):
-                continue
+        """Whether a firing alert mutes the alert with ``target_labels`` under some rule.
+
+        ``firing`` may include the target alert itself; it is skipped (see the module docstring).
+        """
+        rules = [rule for rule in self.rules if matches_all(rule.target, target_labels)]
+        if not rules:
+            return False
+        target = dict(target_labels)
+        sources = [dict(source) for source in firing]
+        for rule in rules:
+            target_is_source = matches_all(rule.source, target)
             for source in sources:
-                if dict(source) == dict(target_labels):
-                    continue  # an alert never inhibits itself
-                if matches_all(rule.source, source) and all(
-                        source.get(label, "") == target_labels.get(label, "") for label in rule.equal):
+                if source == target:
+                    continue
+                if not matches_all(rule.source, source):
+                    continue
+                if target_is_source and matches_all(rule.target, source):
+                    continue
+                if all(source.get(label, "") == target.get(label, "") for label in rule.equal):
                     return True
         return False
