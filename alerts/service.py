@@ -90,12 +90,7 @@ class Service:
 
     async def _restore_groups(self) -> None:
         firing = await self.store.list_alerts(project=None, status="firing", source="rule", limit=10**9)
-        runs = {}
-        for alert in firing:
-            if alert.run_pk is not None and alert.run_pk not in runs:
-                run = await self.store.get_run(alert.project, alert.labels.get("run", ""))
-                if run is not None:
-                    runs[alert.run_pk] = run
+        runs = await self.store.get_runs_by_pk([a.run_pk for a in firing if a.run_pk is not None])
         self.dispatcher.restore(firing, runs)
 
     async def stop(self) -> None:

@@ -26,20 +26,15 @@ async def list_alerts(key: CurrentKey, service: CurrentService, project: str | N
     run_obj = await service.store.get_run(project, run) if (project and run) else None
     alerts = await service.store.list_alerts(project=project, status=status,
                                              run_pk=run_obj.pk if run_obj else None, limit=limit)
-    runs: dict[int, Any] = {}
+    runs = await service.store.get_runs_by_pk([a.run_pk for a in alerts if a.run_pk is not None])
     now = time.time()
     out = []
     for alert in alerts:
-        if alert.run_pk is not None and alert.run_pk not in runs:
-            runs[alert.run_pk] = await _run_by_pk(service, alert.project, alert.labels.get("run", ""))
-        shown = alert_object(alert, runs.get(alert.run_pk) if alert.run_pk else None, service.public_url)
+        shown = alert_object(alert, runs.get(alert.run_pk) if alert.run_pk is not None else None,
+                             service.public_url)
         shown["silenced_by"] = service.silences.silencer.muting(alert.labels, now)  # stored, visible, not sent
         out.append(shown)
     return {"alerts": out}
-
-
-async def _run_by_pk(service: Any, project: str, run_id: str) -> Any:
-    return await service.store.get_run(project, run_id) if run_id else None
 
 
 @router.get("/notifications")

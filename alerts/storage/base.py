@@ -87,6 +87,10 @@ class Store(ABC):
     async def get_run(self, project: str, run_id: str) -> Run | None: ...
 
     @abstractmethod
+    async def get_runs_by_pk(self, pks: list[int]) -> dict[int, Run]:
+        """The runs with these primary keys (those that exist), in one query."""
+
+    @abstractmethod
     async def list_runs(self, *, project: str | None, state: str | None = None, tag: str | None = None,
                         name: str | None = None, limit: int = 100, offset: int = 0) -> list[Run]: ...
 

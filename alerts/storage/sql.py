@@ -136,6 +136,13 @@ class SqlStore(Store):
                 t.runs.c.project == project, t.runs.c.id == run_id))).first()
         return _run(row) if row else None
 
+    async def get_runs_by_pk(self, pks: list[int]) -> dict[int, Run]:
+        if not pks:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.runs).where(t.runs.c.pk.in_(sorted(set(pks)))))).all()
+        return {row.pk: _run(row) for row in rows}
+
     async def list_runs(self, *, project: str | None, state: str | None = None, tag: str | None = None,
                         name: str | None = None, limit: int = 100, offset: int = 0) -> list[Run]:
         query = select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.pk.desc())

@@ -82,3 +82,11 @@ async def test_api_keys(store: Store) -> None:
     assert found is not None and found.may_access("p") and not found.may_access("q")
     assert await store.revoke_api_key("k1", 2.0)
     assert await store.find_api_key("hash1") is None
+
+
+async def test_runs_by_primary_key(store: Store) -> None:
+    first, _ = await store.upsert_run(new_run("a"), 100.0)
+    second, _ = await store.upsert_run(new_run("b"), 100.0)
+    found = await store.get_runs_by_pk([second.pk, first.pk, second.pk, 999])
+    assert {pk: run.id for pk, run in found.items()} == {first.pk: "a", second.pk: "b"}
+    assert await store.get_runs_by_pk([]) == {}
