@@ -33,8 +33,12 @@ def test_thousand_pending_notifications_survive_kill_9(service_factory: Callable
         "delivery": {"initial_backoff": "200ms", "max_backoff": "1s"},
     })
     _alert_every_run(service, 1000)
-    pending = service.api("GET", "/api/v1/notifications?status=pending&limit=5000").json()["notifications"]
-    assert len(pending) == 1000
+
+    def pending() -> int:
+        return len(service.api("GET", "/api/v1/notifications?status=pending&limit=5000").json()["notifications"])
+
+    # Groups flush on the dispatcher's own task, just after the last POST returned: wait for all 1,000.
+    service.wait_for(lambda: pending() == 1000, timeout=30)
     service.kill()
     webhook_receiver.start()
     service.start()
