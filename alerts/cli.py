@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(run_test_files([Path(f) for f in args.files], out=sys.stdout))
         settings = _settings(args.config)
         if args.command == "serve":
-            return _serve(settings, args.host, args.port)
+            return _serve(settings, args.config, args.host, args.port)
         if args.command == "keys":
             return asyncio.run(_keys(settings, args))
         if args.command == "silence":
@@ -148,14 +148,19 @@ def apply_overrides(settings: AlertsSettings, host: str | None, port: int | None
         settings.server.port = port
 
 
-def _serve(settings: AlertsSettings, host: str | None, port: int | None) -> int:
+def _serve(settings: AlertsSettings, config_path: str | None, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from alerts.api.app import create_app
     from alerts.service import Service
 
+    def reread() -> AlertsSettings:
+        fresh = _settings(config_path)
+        apply_overrides(fresh, host, port)
+        return fresh
+
     apply_overrides(settings, host, port)
-    service = Service(settings)
+    service = Service(settings, settings_source=reread)
     # Open (and migrate) storage before binding, so a bad storage URL exits 1 with nothing bound.
     asyncio.run(_probe_storage(settings))
     config = uvicorn.Config(create_app(service), host=settings.server.host, port=settings.server.port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -14,6 +15,7 @@ from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
 from alerts.ingest.runs import RunIngest
 from alerts.notify.channels import ChannelContext, build_channels
+from alerts.notify.channels.base import RateLimit
 from alerts.notify.delivery import Deliverer
 from alerts.notify.muting import InhibitMuter, SilenceMuter
 from alerts.notify.nflog import NotificationLog
@@ -31,23 +33,31 @@ def load_ruleset(settings: AlertsSettings) -> RuleSet:
     return load_rules(expand_rule_files(settings.rule_files), channels=set(settings.channels))
 
 
+SettingsSource = Callable[[], AlertsSettings]
+"""Reads the config again (the file, then the command line's overrides); raises ConfigError."""
+
+_RESTART_ONLY = ("server", "storage", "runs")
+"""Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
+
+
 class Service:
     def __init__(self, settings: AlertsSettings, *, store: Store | None = None,
-                 ruleset: RuleSet | None = None) -> None:
+                 ruleset: RuleSet | None = None, settings_source: SettingsSource | None = None) -> None:
         self.settings = settings
+        self._settings_source = settings_source
         self.ruleset = ruleset if ruleset is not None else load_ruleset(settings)
         self.store = store or open_store(settings.storage.url)
         self.public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
-        context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url, store=self.store)
-        self.deliverer = Deliverer(self.store, build_channels(settings, context), settings.delivery,
-                                   rate_limits={name: config.rate_limit for name, config in settings.channels.items()
-                                                if config.rate_limit is not None})
+        self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
+                                       store=self.store)
+        self.channels = build_channels(settings, self._context)
+        self.deliverer = Deliverer(self.store, self.channels, settings.delivery, rate_limits=_rate_limits(settings))
         self.silences = SilenceMuter(self.store)
-        intervals = parse_mute_times(settings.mute_times)
+        self._intervals = parse_mute_times(settings.mute_times)
+        self.inhibitor = InhibitMuter(settings.inhibit, lambda: self.dispatcher.firing_labels())
         self.pipeline = Pipeline(
-            self.store, self.deliverer, NotificationLog(context), silencer=self.silences,
-            inhibitor=InhibitMuter(settings.inhibit, lambda: self.dispatcher.firing_labels()),
-            mute_times=lambda names, moment: is_muted(names, intervals, moment))
+            self.store, self.deliverer, NotificationLog(self.store), silencer=self.silences,
+            inhibitor=self.inhibitor, mute_times=lambda names, moment: is_muted(names, self._intervals, moment))
         self.dispatcher = Dispatcher(Router.from_settings(settings), self.pipeline.flush, public_url=self.public_url)
         self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout)
         self.explicit_alerts = ExplicitAlerts(self.store, self.dispatcher.submit)
@@ -74,19 +84,59 @@ class Service:
         self.scheduler.start()
         log.info("loaded %d rules from %d files", len(self.ruleset.rules), len(self.ruleset.files))
 
-    async def reload_rules(self) -> dict[str, Any]:
-        """Re-read the rule files. On any error the last good rules stay active and ConfigError is raised."""
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config and the rule files (SIGHUP, ``POST /api/v1/reload``).
+
+        Everything is validated before anything changes: on any error the running config stays whole
+        and :class:`ConfigError` is raised. Then rules, channels, routes, inhibition, mute times and
+        delivery settings are swapped in place. Alert groups are rebuilt under the new routes with their
+        timers, and the notification log still knows what each group was told, so a reload does not
+        notify anyone again. ``server``, ``storage`` and ``runs`` need a restart; a change there is
+        reported and otherwise ignored.
+        """
         try:
-            ruleset = load_ruleset(self.settings)
+            settings = self._settings_source() if self._settings_source else self.settings
+            ruleset = load_ruleset(settings)
+            intervals = parse_mute_times(settings.mute_times)
+            router = Router.from_settings(settings)
         except ConfigError as exc:
             for line in exc.errors:
-                log.error("reload failed, keeping the last good rules: %s", line)
+                log.error("reload failed, keeping the running config: %s", line)
             raise
-        changes = await self.rules.reload(ruleset)
-        self.ruleset = ruleset
-        log.info("reloaded %d rules: %s", len(ruleset.rules),
-                 ", ".join(f"{k} {len(v)}" for k, v in changes.items()))
-        return {"rules": len(ruleset.rules), **changes}
+        restart = [name for name in _RESTART_ONLY if getattr(settings, name) != getattr(self.settings, name)]
+        for name in _RESTART_ONLY:  # the running values stay in force
+            setattr(settings, name, getattr(self.settings, name))
+        channel_changes = await self._reload_channels(settings)
+        rule_changes = await self.rules.reload(ruleset)
+        self.inhibitor.replace(settings.inhibit)
+        self._intervals = intervals
+        await self.dispatcher.reroute(router)
+        self.settings, self.ruleset = settings, ruleset
+        if restart:
+            log.warning("reload: changes to %s take effect after a restart", ", ".join(restart))
+        log.info("reloaded the config: %d rules (%s); channels %s", len(ruleset.rules),
+                 ", ".join(f"{k} {len(v)}" for k, v in rule_changes.items()),
+                 ", ".join(f"{k} {len(v)}" for k, v in channel_changes.items()))
+        return {"rules": len(ruleset.rules), **rule_changes, "channels": channel_changes,
+                "restart_required": restart}
+
+    async def _reload_channels(self, settings: AlertsSettings) -> dict[str, list[str]]:
+        """Build channels whose config changed; unchanged ones keep their connections and state."""
+        if settings.delivery.timeout != self.settings.delivery.timeout:
+            self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
+                                           store=self.store)
+            unchanged: set[str] = set()
+        else:
+            unchanged = {name for name, config in settings.channels.items()
+                         if self.settings.channels.get(name) == config}
+        fresh = build_channels(settings.model_copy(update={"channels": {
+            name: config for name, config in settings.channels.items() if name not in unchanged}}), self._context)
+        channels = {name: self.channels[name] if name in unchanged else fresh[name] for name in settings.channels}
+        await self.deliverer.reconfigure(channels, settings.delivery, _rate_limits(settings))
+        before, self.channels = self.settings.channels, channels
+        return {"added": sorted(set(channels) - set(before)),
+                "changed": sorted(name for name in channels if name in before and name not in unchanged),
+                "removed": sorted(set(before) - set(channels))}
 
     async def _restore_groups(self) -> None:
         firing = await self.store.list_alerts(project=None, status="firing", source="rule", limit=10**9)
@@ -99,3 +149,7 @@ class Service:
         await self.dispatcher.stop()
         await self.deliverer.stop()
         await self.store.close()
+
+
+def _rate_limits(settings: AlertsSettings) -> dict[str, RateLimit]:
+    return {name: config.rate_limit for name, config in settings.channels.items() if config.rate_limit is not None}

@@ -15,10 +15,10 @@ router = APIRouter(prefix="/api/v1", strict_content_type=False)
 
 @router.post("/reload", response_model=None)
 async def reload(key: CurrentKey, service: CurrentService) -> dict[str, Any] | JSONResponse:
-    """Re-read the rule files (like SIGHUP). A broken file keeps the last good rules and answers 400."""
+    """Re-read the config and rule files (like SIGHUP). Any error keeps the running config and answers 400."""
     require_admin(key)
     try:
-        return {"status": "ok", **await service.reload_rules()}
+        return {"status": "ok", **await service.reload()}
     except ConfigError as exc:
-        return JSONResponse({"status": "error", "detail": "reload failed; the last good rules stay active",
+        return JSONResponse({"status": "error", "detail": "reload failed; the running config stays active",
                              "errors": exc.errors}, status_code=400)

@@ -63,6 +63,6 @@ def create_app(service: Service) -> FastAPI:
 
 
 async def _reload_quietly(service: Service) -> None:
-    """SIGHUP: reload; errors are logged by the service and the last good rules stay."""
+    """SIGHUP: reload; errors are logged by the service and the running config stays."""
     with contextlib.suppress(ConfigError):
-        await service.reload_rules()
+        await service.reload()

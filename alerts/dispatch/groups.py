@@ -47,17 +47,19 @@ class Group:
     flushed: bool = False
 
 
-FlushGroup = Callable[[Group, float], Awaitable[None]]
+FlushGroups = Callable[[list[Group], float], Awaitable[None]]
+"""The notification pipeline: gets every group due at one moment, in one call."""
 
 
 class Dispatcher:
-    def __init__(self, router: Router, flush: FlushGroup, *, public_url: str,
+    def __init__(self, router: Router, flush: FlushGroups, *, public_url: str,
                  clock: Callable[[], float] = time.time) -> None:
         self.router = router
         self._flush = flush
         self._public_url = public_url
         self._clock = clock
         self.groups: dict[str, Group] = {}
+        self._flushing = asyncio.Lock()  # a reroute must not swap the groups under a running flush
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -110,19 +112,54 @@ class Dispatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def reroute(self, router: Router) -> None:
+        """Adopt a reloaded routing tree: every alert in a group is routed and grouped again.
+
+        A group whose key survives (same route path, same group labels) keeps its timers and, through
+        the notification log, its memory of what was sent, so a reload alone notifies nobody again.
+        Alerts that now land in a new group start its ``group_wait``."""
+        async with self._flushing:
+            now = self._clock()
+            old, self.groups, self.router = self.groups, {}, router
+            for previous in old.values():
+                for entry in previous.alerts.values():
+                    for route in router.routes_for(entry.alert):
+                        labels = route.group_labels(entry.alert)
+                        key = group_key(route.id, labels)
+                        group = self.groups.get(key)
+                        if group is None:
+                            kept = old.get(key)
+                            group = self.groups[key] = Group(
+                                route=route, key=key, labels=labels,
+                                next_flush=kept.next_flush if kept else now + route.group_wait,
+                                flushed=kept.flushed if kept else False)
+                        group.alerts[entry.key] = entry
+        self._wakeup.set()
+
     async def flush_due(self) -> None:
+        async with self._flushing:
+            await self._flush_due()
+
+    async def _flush_due(self) -> None:
         now = self._clock()
-        for group in [g for g in self.groups.values() if g.next_flush <= now]:
-            try:
-                await self._flush(group, now)
-            except Exception:  # one group's failure must not stop the others; it is retried next time
-                log.exception("flushing group %s failed", group.key)
+        due = [g for g in self.groups.values() if g.next_flush <= now]
+        if not due:
+            return
+        # Alerts may join these groups while the flush awaits storage; only what it saw leaves them.
+        flushed = {group.key: dict(group.alerts) for group in due}
+        try:
+            await self._flush(due, now)
+        except Exception:  # storage trouble: nothing of these flushes was written; all are retried
+            log.exception("flushing %d groups failed; retrying in 1s", len(due))
+            for group in due:
                 group.next_flush = now + 1.0
-                continue
+            return
+        for group in due:
             group.flushed = True
-            for key in [k for k, e in group.alerts.items()
-                        if e.alert.status is AlertStatus.RESOLVED or e.alert.source is AlertSource.SDK]:
-                del group.alerts[key]
+            for key, entry in flushed[group.key].items():
+                done = entry.alert.status is AlertStatus.RESOLVED or entry.alert.source is AlertSource.SDK
+                if done and group.alerts.get(key) is entry:
+                    del group.alerts[key]
             if group.alerts:
                 group.next_flush = now + group.route.group_interval
             else:

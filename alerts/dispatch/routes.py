@@ -58,7 +58,7 @@ class Route:
 
 def build_tree(defaults: Any, routes: list[RouteConfig]) -> Route:
     """The root route from ``defaults`` (channels, group_by, timers, send_resolved) and ``routes``."""
-    root = Route(id="root", matchers=(), channels=tuple(defaults.channels), group_by=tuple(defaults.group_by),
+    root = Route(id="{}", matchers=(), channels=tuple(defaults.channels), group_by=tuple(defaults.group_by),
                  group_wait=defaults.group_wait, group_interval=defaults.group_interval,
                  repeat_interval=defaults.repeat_interval, send_resolved=defaults.send_resolved,
                  mute_times=tuple(getattr(defaults, "mute_times", ()) or ()))
@@ -67,9 +67,15 @@ def build_tree(defaults: Any, routes: list[RouteConfig]) -> Route:
 
 def _with_children(parent: Route, configs: list[RouteConfig]) -> Route:
     children = []
-    for index, config in enumerate(configs):
+    seen: dict[str, int] = {}
+    for config in configs:
+        # Alertmanager's route key: the path of matchers from the root, numbered only among siblings
+        # with the same matchers. It survives a reload that adds, removes or reorders other routes,
+        # so the notification log (keyed by it) keeps a reload from notifying groups again.
+        path = f"{parent.id}/{{{', '.join(str(matcher) for matcher in config.match)}}}"
+        seen[path] = seen.get(path, 0) + 1
         node = Route(
-            id=f"{parent.id}.{index}" if parent.id != "root" else str(index),
+            id=path if seen[path] == 1 else f"{path}#{seen[path]}",
             matchers=tuple(config.match),
             channels=tuple(config.channels) if config.channels is not None else parent.channels,
             group_by=tuple(config.group_by) if config.group_by is not None else parent.group_by,

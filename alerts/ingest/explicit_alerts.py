@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, Severity, fingerprint
+from alerts.storage.base import AlertCall, Store
 
 AlertSink = Callable[[list[Alert], Run], Awaitable[object]]
 
@@ -27,7 +28,7 @@ class AlertResult:
 
 
 class ExplicitAlerts:
-    def __init__(self, store: Any, sink: AlertSink, *, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Store, sink: AlertSink, *, clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self._store = store
         self._sink = sink
@@ -35,25 +36,19 @@ class ExplicitAlerts:
         self._new_id = new_id
 
     async def submit(self, run: Run, calls: list[dict[str, Any]]) -> list[AlertResult]:
-        results: list[AlertResult] = []
-        created: list[Alert] = []
-        for call in sorted(calls, key=lambda c: c["timestamp"]):
-            existing = await self._store.find_alert_by_client_id(call["id"])
-            if existing is not None or any(a.client_id == call["id"] for a in created):
-                results.append(AlertResult(call["id"], "duplicate", existing.id if existing else None))
-                continue
-            suppressed = await self._store.admit_explicit_alert(
-                run.project, run.id, call["title"], call["timestamp"], call["wait_duration"])
-            if suppressed is None:
-                results.append(AlertResult(call["id"], "suppressed", None))
-                continue
-            alert = self._new_alert(run, call, suppressed)
-            await self._store.insert_alerts([alert])
-            created.append(alert)
-            results.append(AlertResult(call["id"], "created", alert.id))
+        """Store a batch of calls in one transaction, then hand the created alerts to notify.
+
+        Results come back in the order of ``calls``; throttling runs in timestamp order."""
+        batch = [AlertCall(client_id=call["id"], title=call["title"], at=call["timestamp"],
+                           wait_duration=call["wait_duration"], request=call) for call in calls]
+        in_time_order = sorted(batch, key=lambda c: c.at)
+        outcomes = await self._store.add_explicit_alerts(
+            run.project, run.id, in_time_order, lambda call, suppressed: self._new_alert(run, call.request, suppressed))
+        created = [outcome.alert for outcome in outcomes if outcome.alert is not None]
         if created:
             await self._sink(created, run)
-        return results
+        by_call = {id(outcome.call): outcome for outcome in outcomes}
+        return [AlertResult(call.client_id, by_call[id(call)].status, by_call[id(call)].alert_id) for call in batch]
 
     def _new_alert(self, run: Run, call: dict[str, Any], suppressed: int) -> Alert:
         severity = Severity(call["level"])

@@ -1,7 +1,10 @@
 """The retry stage: delivers due outbox entries, with exponential backoff and jitter.
 
-One delivery task per notification, bounded per channel, so a slow or failing channel never delays
-the others. 429/``Retry-After`` is honoured; permanent errors stop and are recorded with the reason;
+Each turn claims, in one transaction, as many due notifications per channel as that channel has free
+delivery slots (``delivery.concurrency``) and rate-limit tokens, and sends each in its own task, so a
+slow or failing channel never delays the others. Outcomes are written back in batches by one writer:
+until its write lands a notification stays claimed, so a crash in between re-sends (at least once),
+never loses. 429/``Retry-After`` is honoured; permanent errors stop and are recorded with the reason;
 recoverable ones are retried until ``delivery.max_age``. The delivery id never changes.
 """
 
@@ -12,16 +15,19 @@ import functools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from alerts.config.settings import DeliverySettings
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
-from alerts.model import Notification
+from alerts.model import Notification, NotificationStatus
 from alerts.notify.channels.base import Channel, RateLimit
 from alerts.notify.ratelimit import TokenBucket
-from alerts.storage.base import Store
+from alerts.storage.base import DeliveryAttempt, Store
 
 log = logging.getLogger(__name__)
+
+_IDLE_POLL = 5.0  # seconds; another replica may have queued work, and clocks move
 
 
 def backoff_delay(attempts: int, settings: DeliverySettings, rand: Callable[[], float] = random.random) -> float:
@@ -40,10 +46,41 @@ class Deliverer:
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._busy: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._limits = dict(rate_limits or {})
         self._buckets = {name: TokenBucket.create(limit.rate, limit.per, limit.burst, clock())
-                         for name, limit in (rate_limits or {}).items()}
+                         for name, limit in self._limits.items()}
+        self._outcomes = _OutcomeWriter(store)
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def reconfigure(self, channels: dict[str, Channel], settings: DeliverySettings,
+                          rate_limits: dict[str, RateLimit]) -> None:
+        """Adopt a reloaded config. Channel objects that are no longer used are closed once the
+        deliveries already using them finish; pending notifications of removed channels fail."""
+        retired = [channel for name, channel in self._channels.items() if channels.get(name) is not channel]
+        self._channels, self._settings = channels, settings
+        now = self._clock()
+        self._buckets = {name: self._buckets[name] if self._limits.get(name) == limit and name in self._buckets
+                         else TokenBucket.create(limit.rate, limit.per, limit.burst, now)
+                         for name, limit in rate_limits.items()}
+        self._limits = dict(rate_limits)
+        if retired:
+            task = asyncio.create_task(self._close_after(retired, list(self._in_flight.values())))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        removed = await self._store.fail_unrouted_notifications(list(channels), "channel removed from the config",
+                                                                now)
+        if removed:
+            log.warning("%d pending notifications were for channels removed from the config; marked failed",
+                        removed)
+        self._wakeup.set()
+
+    @staticmethod
+    async def _close_after(channels: list[Channel], deliveries: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*deliveries, return_exceptions=True)
+        for channel in channels:
+            await channel.aclose()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="deliverer")
@@ -58,87 +95,129 @@ class Deliverer:
         for task in list(self._in_flight.values()):
             task.cancel()
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._outcomes.drain()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for channel in self._channels.values():
             await channel.aclose()
 
     async def _run(self) -> None:
+        unrouted = await self._store.fail_unrouted_notifications(
+            list(self._channels), "channel is not configured", self._clock())
+        if unrouted:
+            log.warning("%d pending notifications were for channels no longer configured; marked failed",
+                        unrouted)
         while True:
             try:
                 self._wakeup.clear()  # before the query, so a wake-up during it is not lost
-                await self._dispatch_due()
-                await self._sleep_until_due()
+                wake_in = await self._dispatch_due()
+                if wake_in > 0:
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=wake_in)
+                    except TimeoutError:
+                        pass
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store may be briefly unavailable; never let the loop die
                 log.exception("delivery loop error; retrying in 1s")
                 await asyncio.sleep(1.0)
 
-    async def _dispatch_due(self) -> None:
-        due = await self._store.due_notifications(self._clock(), limit=500)
-        for notification in due:
-            if notification.id in self._in_flight:
-                continue
+    async def _dispatch_due(self) -> float:
+        """Claim and start what can be sent now; returns how long to sleep unless woken."""
+        now = self._clock()
+        quotas = {name: self._quota(name, now) for name in self._channels}
+        lease = now + self._settings.timeout + 30.0
+        claimed, next_due = await self._store.claim_notifications(now=now, lease_until=lease, quotas=quotas)
+        for notification in claimed:
+            bucket = self._buckets.get(notification.channel)
+            if bucket is not None:
+                bucket.take(now)
+            self._busy[notification.channel] += 1
             task = asyncio.create_task(self._deliver(notification))
             self._in_flight[notification.id] = task
-            task.add_done_callback(functools.partial(self._finished, notification.id))
+            task.add_done_callback(functools.partial(self._finished, notification))
+        if next_due is None:
+            return _IDLE_POLL
+        if next_due > now:
+            return min(_IDLE_POLL, next_due - now)
+        # Due work is waiting for a slot (a finished delivery wakes us) or for a rate-limit token.
+        refills = [bucket.next_token_at(now) - now for name, bucket in self._buckets.items() if quotas[name] == 0]
+        return max(0.001, min([0.5, *refills]))
 
-    def _finished(self, key: str, _task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(key, None)
-        self._wakeup.set()  # a finished delivery may have rescheduled itself or freed a slot
+    def _quota(self, channel: str, now: float) -> int:
+        free = self._settings.concurrency - self._busy[channel]
+        bucket = self._buckets.get(channel)
+        if bucket is not None:
+            free = min(free, bucket.available(now))
+        return max(0, free)
 
-    async def _sleep_until_due(self) -> None:
-        next_due = await self._store.next_notification_due()
-        timeout = 5.0 if next_due is None else min(5.0, next_due - self._clock())
-        if timeout <= 0:
-            if not self._in_flight:
-                return
-            timeout = 0.5  # what is due is in flight; each finished delivery wakes us anyway
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
-        except TimeoutError:
-            pass
+    def _finished(self, notification: Notification, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(notification.id, None)
+        self._busy[notification.channel] -= 1
+        self._wakeup.set()  # a slot is free
 
     async def _deliver(self, notification: Notification) -> None:
-        limit = self._limits.setdefault(notification.channel, asyncio.Semaphore(self._settings.concurrency))
-        async with limit:
-            now = self._clock()
-            bucket = self._buckets.get(notification.channel)
-            if bucket is not None and not bucket.take(now):
-                await self._store.reschedule(notification.id, attempts=notification.attempts,
-                                             next_attempt_at=bucket.next_token_at(now),
-                                             error="waiting for the channel's rate limit")
-                return
-            lease = now + (self._settings.timeout + 30.0)
-            if not await self._store.claim_notification(notification.id, now=now, lease_until=lease):
-                return  # delivered or claimed meanwhile (a stale due-list, another replica)
-            attempts = notification.attempts + 1
+        attempts = notification.attempts + 1
+        try:
             channel = self._channels.get(notification.channel)
-            try:
-                if channel is None:
-                    raise PermanentDeliveryError(f"channel {notification.channel!r} is not configured")
-                await channel.send(notification)
-            except PermanentDeliveryError as exc:
-                log.error("delivery %s to %s failed permanently: %s", notification.id,
-                          notification.channel, exc)
-                await self._store.mark_failed(notification.id, attempts=attempts, error=str(exc))
-            except (RecoverableDeliveryError, Exception) as exc:
-                await self._retry_later(notification, attempts, exc)
-            else:
-                await self._store.mark_delivered(notification.id, self._clock(), attempts)
+            if channel is None:  # removed by a reload while this claim was on its way
+                raise PermanentDeliveryError(f"channel {notification.channel!r} was removed from the config")
+            await channel.send(notification)
+        except PermanentDeliveryError as exc:
+            log.error("delivery %s to %s failed permanently: %s", notification.id, notification.channel, exc)
+            self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.FAILED, attempts,
+                                               self._clock(), error=str(exc)))
+        except asyncio.CancelledError:
+            raise  # shutting down: the claim runs out and the notification is sent after the restart
+        except Exception as exc:  # RecoverableDeliveryError, or a bug in a channel: retry either way
+            self._outcomes.add(self._retry_later(notification, attempts, exc))
+        else:
+            now = self._clock()
+            self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.DELIVERED, attempts, now,
+                                               delivered_at=now))
 
-    async def _retry_later(self, notification: Notification, attempts: int, exc: Exception) -> None:
+    def _retry_later(self, notification: Notification, attempts: int, exc: Exception) -> DeliveryAttempt:
         now = self._clock()
         reason = str(exc) if isinstance(exc, RecoverableDeliveryError) else \
             f"{notification.channel}: unexpected {type(exc).__name__}"
         if not isinstance(exc, RecoverableDeliveryError):
-            log.exception("delivery %s to %s: unexpected error", notification.id, notification.channel)
+            log.error("delivery %s to %s: unexpected error", notification.id, notification.channel,
+                      exc_info=exc)
         if now - notification.created_at > self._settings.max_age:
-            await self._store.mark_failed(notification.id, attempts=attempts,
-                                          error=f"gave up after {attempts} attempts: {reason}")
-            return
+            return DeliveryAttempt(notification.id, NotificationStatus.FAILED, attempts, now,
+                                   error=f"gave up after {attempts} attempts: {reason}")
         retry_after = exc.retry_after if isinstance(exc, RecoverableDeliveryError) else None
         delay = retry_after if retry_after is not None else backoff_delay(attempts, self._settings)
         log.warning("delivery %s to %s failed (attempt %d), retrying in %.1fs: %s", notification.id,
                     notification.channel, attempts, delay, reason)
-        await self._store.reschedule(notification.id, attempts=attempts, next_attempt_at=now + delay,
-                                     error=reason)
+        return DeliveryAttempt(notification.id, NotificationStatus.PENDING, attempts, now + delay, error=reason)
+
+
+class _OutcomeWriter:
+    """Writes delivery outcomes in batches: whatever finished while the last write ran goes in the next."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[DeliveryAttempt] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, attempt: DeliveryAttempt) -> None:
+        self._pending.append(attempt)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write(), name="delivery-outcomes")
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._store.record_attempts(batch)
+            except Exception:  # keep them: the rows stay claimed, nothing is re-sent until this lands
+                log.exception("recording %d delivery outcomes failed; retrying in 1s", len(batch))
+                self._pending[:0] = batch
+                await asyncio.sleep(1.0)
+
+    async def drain(self) -> None:
+        """Write what is pending (at shutdown)."""
+        if self._task is not None and not self._task.done():
+            await self._task
+        if self._pending:
+            await self._write()

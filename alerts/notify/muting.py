@@ -30,8 +30,12 @@ class InhibitMuter:
     """Inhibition rules against the alerts firing right now (from the dispatcher's groups)."""
 
     def __init__(self, rules: list[InhibitRule], firing: Callable[[], list[dict[str, str]]]) -> None:
-        self._inhibitor = Inhibitor(rules)
         self._firing = firing
+        self.replace(rules)
+
+    def replace(self, rules: list[InhibitRule]) -> None:
+        """New rules (a config reload)."""
+        self._inhibitor = Inhibitor(rules)
         self._enabled = bool(rules)
 
     def muted(self, labels: Mapping[str, str], now: float) -> bool:

@@ -1,14 +1,18 @@
 """The notification log: what each (group, channel) was last told, persisted (Alertmanager's nflog).
 
 It is what makes deduplication survive a restart: a firing group is not notified again until
-something changed or ``repeat_interval`` passed.
+something changed or ``repeat_interval`` passed. Entries live in the store's channel state under
+``nflog:<group key>`` and are written in the same transaction as the notifications they describe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.notify.channels.base import ChannelContext
+from alerts.storage.base import ChannelState, Store
+
+Key = tuple[str, str]
+"""(channel, group key)"""
 
 
 @dataclass
@@ -19,22 +23,38 @@ class LogEntry:
 
 
 class NotificationLog:
-    def __init__(self, context: ChannelContext) -> None:
-        self._context = context
-        self._cache: dict[tuple[str, str], LogEntry | None] = {}
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[Key, LogEntry | None] = {}
 
-    async def get(self, channel: str, group_key: str) -> LogEntry | None:
-        key = (channel, group_key)
-        if key not in self._cache:
-            raw = await self._context.recall(channel, "nflog:" + group_key)
-            self._cache[key] = None if raw is None else LogEntry(frozenset(raw["firing"]),
-                                                                  frozenset(raw["resolved"]), raw["at"])
-        return self._cache[key]
+    async def load(self, keys: list[Key]) -> None:
+        """Read the entries of ``keys`` not yet cached, in one query."""
+        missing = [key for key in keys if key not in self._cache]
+        if not missing:
+            return
+        stored = await self._store.get_channel_states([(channel, _state_key(group)) for channel, group in missing])
+        for channel, group in missing:
+            raw = stored.get((channel, _state_key(group)))
+            self._cache[(channel, group)] = None if raw is None else LogEntry(
+                frozenset(raw["firing"]), frozenset(raw["resolved"]), raw["at"])
 
-    async def record(self, channel: str, group_key: str, entry: LogEntry) -> None:
+    def get(self, channel: str, group_key: str) -> LogEntry | None:
+        """The entry (``load`` it first); None if the group was never notified on this channel."""
+        return self._cache[(channel, group_key)]
+
+    @staticmethod
+    def state(channel: str, group_key: str, entry: LogEntry) -> ChannelState:
+        """The row to write with the notification (see ``Store.enqueue_notifications``)."""
+        return ChannelState(channel, _state_key(group_key), {
+            "firing": sorted(entry.firing), "resolved": sorted(entry.resolved), "at": entry.at}, entry.at)
+
+    def written(self, channel: str, group_key: str, entry: LogEntry) -> None:
+        """Cache an entry once its transaction committed."""
         self._cache[(channel, group_key)] = entry
-        await self._context.remember(channel, "nflog:" + group_key, {
-            "firing": sorted(entry.firing), "resolved": sorted(entry.resolved), "at": entry.at})
+
+
+def _state_key(group_key: str) -> str:
+    return "nflog:" + group_key
 
 
 def needs_update(entry: LogEntry | None, firing: frozenset[str], resolved: frozenset[str], *,

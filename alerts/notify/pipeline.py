@@ -1,4 +1,4 @@
-"""The notification pipeline, run on every flush of an aggregation group (SPEC §6, Alertmanager's
+"""The notification pipeline, run on the aggregation groups due for a flush (SPEC §6, Alertmanager's
 ``PipelineBuilder``): inhibit → mute times → silences → per channel: dedup (notification log) →
 outbox. Each stage is small and takes the alerts the previous one let through.
 
@@ -44,40 +44,45 @@ class Pipeline:
         self._clock = clock
         self._new_id = new_id
 
-    async def flush(self, group: Group, now: float) -> None:
-        entries = list(group.alerts.values())
-        entries = self._unmuted(entries, self._inhibitor, now)
-        if group.route.mute_times and self._mute_times(group.route.mute_times, datetime.fromtimestamp(now, UTC)):
-            # Quiet hours: nothing is sent now. Firing alerts stay in the group and go out at the first
-            # flush after the mute window; events and resolved notices that fall inside it are dropped.
-            log.info("group %s muted by %s", group.key, ", ".join(group.route.mute_times))
-            return
-        entries = self._unmuted(entries, self._silencer, now)
-        planned = []
-        for channel in group.route.channels:
-            plan = await self._dedup(group, channel, entries, now)
-            if plan is not None:
-                planned.append((channel, *plan))
+    async def flush(self, groups: list[Group], now: float) -> None:
+        """Run every stage for the groups due now; their notifications are written in one transaction."""
+        candidates: list[tuple[Group, str, list[GroupedAlert]]] = []
+        for group in groups:
+            entries = self._unmuted(list(group.alerts.values()), self._inhibitor, now)
+            if group.route.mute_times and self._mute_times(group.route.mute_times,
+                                                           datetime.fromtimestamp(now, UTC)):
+                # Quiet hours: nothing is sent now. Firing alerts stay in the group and go out at the first
+                # flush after the mute window; events and resolved notices that fall inside it are dropped.
+                log.info("group %s muted by %s", group.key, ", ".join(group.route.mute_times))
+                continue
+            entries = self._unmuted(entries, self._silencer, now)
+            candidates.extend((group, channel, entries) for channel in group.route.channels)
+        await self._nflog.load([(channel, group.key) for group, channel, _ in candidates])
+        planned = [plan for plan in (self._dedup(group, channel, entries, now)
+                                     for group, channel, entries in candidates) if plan is not None]
         if not planned:
             return
-        # Outbox first, then the log: a crash in between re-sends (at least once), never loses.
-        await self._store.enqueue_notifications([notification for _, notification, _ in planned])
-        for channel, _, entry in planned:
-            await self._nflog.record(channel, group.key, entry)
+        # The outbox and the log in one transaction: a crash can lose neither the message nor the
+        # memory of having queued it.
+        await self._store.enqueue_notifications(
+            [notification for notification, _ in planned],
+            [self._nflog.state(n.channel, n.group_key, entry) for n, entry in planned])
+        for notification, entry in planned:
+            self._nflog.written(notification.channel, notification.group_key, entry)
         self._deliverer.wake()
 
     @staticmethod
     def _unmuted(entries: list[GroupedAlert], muter: Muter, now: float) -> list[GroupedAlert]:
         return [entry for entry in entries if not muter.muted(entry.alert.labels, now)]
 
-    async def _dedup(self, group: Group, channel: str, entries: list[GroupedAlert],
-                     now: float) -> tuple[Notification, LogEntry] | None:
+    def _dedup(self, group: Group, channel: str, entries: list[GroupedAlert],
+               now: float) -> tuple[Notification, LogEntry] | None:
         route = group.route
         firing = [e for e in entries if e.alert.status is AlertStatus.FIRING]
         resolved = [e for e in entries if e.alert.status is AlertStatus.RESOLVED]
         firing_keys = frozenset(e.key for e in firing)
         resolved_keys = frozenset(e.key for e in resolved)
-        entry = await self._nflog.get(channel, group.key)
+        entry = self._nflog.get(channel, group.key)
         if not needs_update(entry, firing_keys, resolved_keys, send_resolved=route.send_resolved,
                             repeat_interval=route.repeat_interval, now=now):
             return None

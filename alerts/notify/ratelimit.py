@@ -1,5 +1,5 @@
-"""Storm control: one token bucket per channel. A notification without a token waits for the next one
-(it is rescheduled, not dropped, and it does not count as a failed attempt)."""
+"""Storm control: one token bucket per channel. A notification without a token waits in the outbox for
+the next one (it is not dropped, and waiting does not count as a failed attempt)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+    def available(self, now: float) -> int:
+        """Whole tokens in the bucket now."""
+        self._refill(now)
+        return int(self.tokens)
 
     def next_token_at(self, now: float) -> float:
         self._refill(now)

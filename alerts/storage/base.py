@@ -7,10 +7,11 @@ method return knows the data survives a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from alerts.model import Alert, ApiKey, Notification, Run, RunEvent, RunState
+from alerts.model import Alert, ApiKey, Notification, NotificationStatus, Run, RunEvent, RunState
 
 
 @dataclass
@@ -34,6 +35,46 @@ class RecordBatch:
     config: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     exit: RunExit | None = None
+
+
+@dataclass(frozen=True)
+class AlertCall:
+    """One ``alert()`` call as the SDK sent it (what the throttle needs of it)."""
+
+    client_id: str
+    title: str
+    at: float
+    wait_duration: float
+    request: dict[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AlertCallOutcome:
+    call: AlertCall
+    status: Literal["created", "suppressed", "duplicate"]
+    alert_id: str | None
+    alert: Alert | None = None
+    """The alert that was created (``created`` only)."""
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    channel: str
+    key: str
+    value: Any
+    at: float
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """The outcome of one claimed delivery: the row's new status, attempt count and next due time."""
+
+    notification_id: str
+    status: NotificationStatus
+    attempts: int
+    next_attempt_at: float
+    error: str | None = None
+    delivered_at: float | None = None
 
 
 @dataclass
@@ -128,20 +169,15 @@ class Store(ABC):
 
     # Alerts -------------------------------------------------------------------------------------
     @abstractmethod
-    async def find_alert_by_client_id(self, client_id: str) -> Alert | None: ...
+    async def add_explicit_alerts(self, project: str, run_id: str, calls: list[AlertCall],
+                                  build: Callable[[AlertCall, int], Alert]) -> list[AlertCallOutcome]:
+        """Store a batch of ``alert()`` calls in one transaction, in the order given (by timestamp).
 
-    @abstractmethod
-    async def admit_explicit_alert(self, project: str, run_id: str, title: str, at: float,
-                                   wait_duration: float) -> int | None:
-        """Throttle explicit alerts by (project, run, title).
-
-        Returns None when an alert with that title was admitted less than ``wait_duration`` seconds
-        before ``at`` (the call is counted as suppressed); otherwise admits it and returns how many
-        were suppressed since the previous admitted one.
+        A call whose ``client_id`` is already stored is a ``duplicate``. Otherwise the throttle by
+        (project, run, title) decides: within ``wait_duration`` seconds of the last admitted alert with
+        that title the call is ``suppressed`` (and counted); else ``build(call, suppressed_since_last)``
+        makes the alert, which is inserted and returned as ``created``.
         """
-
-    @abstractmethod
-    async def insert_alerts(self, alerts: list[Alert]) -> None: ...
 
     @abstractmethod
     async def save_alerts(self, alerts: list[Alert]) -> None:
@@ -153,32 +189,28 @@ class Store(ABC):
 
     # Notification outbox ------------------------------------------------------------------------
     @abstractmethod
-    async def enqueue_notifications(self, notifications: list[Notification]) -> None: ...
+    async def enqueue_notifications(self, notifications: list[Notification],
+                                    channel_state: list[ChannelState] | None = None) -> None:
+        """Add notifications to the outbox and, in the same transaction, set channel state (the
+        notification log), so the two never disagree after a crash."""
 
     @abstractmethod
-    async def due_notifications(self, now: float, limit: int) -> list[Notification]:
-        """Pending notifications whose next attempt is due, oldest first."""
+    async def claim_notifications(self, *, now: float, lease_until: float,
+                                  quotas: dict[str, int]) -> tuple[list[Notification], float | None]:
+        """Take due notifications for one delivery attempt each: at most ``quotas[channel]`` per channel,
+        oldest first. Also returns when the next pending notification (of any channel) is due.
 
-    @abstractmethod
-    async def claim_notification(self, notification_id: str, *, now: float, lease_until: float) -> bool:
-        """Take a due notification for one delivery attempt; False if another worker has it or it is done.
-
-        The claim pushes ``next_attempt_at`` to ``lease_until``, so a worker that dies mid-send only
-        delays the retry until the lease runs out.
+        A claim pushes ``next_attempt_at`` to ``lease_until``, so no other worker takes it, and a worker
+        that dies mid-send only delays the retry until the lease runs out.
         """
 
     @abstractmethod
-    async def next_notification_due(self) -> float | None: ...
+    async def record_attempts(self, attempts: list[DeliveryAttempt]) -> None:
+        """Write the outcome of claimed deliveries (delivered, rescheduled or failed) in one transaction."""
 
     @abstractmethod
-    async def mark_delivered(self, notification_id: str, at: float, attempts: int) -> None: ...
-
-    @abstractmethod
-    async def reschedule(self, notification_id: str, *, attempts: int, next_attempt_at: float,
-                         error: str) -> None: ...
-
-    @abstractmethod
-    async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None: ...
+    async def fail_unrouted_notifications(self, channels: list[str], error: str, at: float) -> int:
+        """Fail every pending notification for a channel not in ``channels`` (removed from the config)."""
 
     # Silences ---------------------------------------------------------------------------------------
     @abstractmethod
@@ -195,6 +227,10 @@ class Store(ABC):
 
     @abstractmethod
     async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None: ...
+
+    @abstractmethod
+    async def get_channel_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """The stored values of many (channel, key) pairs at once; missing pairs are left out."""
 
     @abstractmethod
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...

@@ -7,12 +7,13 @@ everything else is shared SQL.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Table, and_, event, func, select, update
+from sqlalchemy import Connection, Table, bindparam, event, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -30,7 +31,16 @@ from alerts.model import (
     Severity,
 )
 from alerts.storage import tables as t
-from alerts.storage.base import NewRun, RecordBatch, RunExit, Store
+from alerts.storage.base import (
+    AlertCall,
+    AlertCallOutcome,
+    ChannelState,
+    DeliveryAttempt,
+    NewRun,
+    RecordBatch,
+    RunExit,
+    Store,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -245,33 +255,47 @@ class SqlStore(Store):
         return [{"key": row.key, "step": row.step, "kind": row.kind, "value": row.value} for row in rows]
 
     # Alerts -------------------------------------------------------------------------------------
-    async def find_alert_by_client_id(self, client_id: str) -> Alert | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(t.alerts).where(t.alerts.c.client_id == client_id))).first()
-        return _alert(row) if row else None
-
-    async def admit_explicit_alert(self, project: str, run_id: str, title: str, at: float,
-                                   wait_duration: float) -> int | None:
-        key = and_(t.alert_throttles.c.project == project, t.alert_throttles.c.run_id == run_id,
-                   t.alert_throttles.c.title == title)
+    async def add_explicit_alerts(self, project: str, run_id: str, calls: list[AlertCall],
+                                  build: Callable[[AlertCall, int], Alert]) -> list[AlertCallOutcome]:
+        if not calls:
+            return []
+        throttles = t.alert_throttles.c
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(t.alert_throttles).where(key))).first()
-            if row is None:
-                await conn.execute(t.alert_throttles.insert().values(
-                    project=project, run_id=run_id, title=title, last_sent_at=at, suppressed=0))
-                return 0
-            if at - row.last_sent_at < wait_duration:
-                await conn.execute(update(t.alert_throttles).where(key)
-                                   .values(suppressed=t.alert_throttles.c.suppressed + 1))
-                return None
-            await conn.execute(update(t.alert_throttles).where(key).values(last_sent_at=at, suppressed=0))
-            return int(row.suppressed)
-
-    async def insert_alerts(self, alerts: list[Alert]) -> None:
-        if not alerts:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(t.alerts.insert(), [_alert_row(alert) for alert in alerts])
+            stored = {row.client_id: row.id for row in (await conn.execute(
+                select(t.alerts.c.client_id, t.alerts.c.id).where(
+                    t.alerts.c.client_id.in_({call.client_id for call in calls})))).all()}
+            state = {row.title: [row.last_sent_at, row.suppressed] for row in (await conn.execute(
+                select(throttles.title, throttles.last_sent_at, throttles.suppressed).where(
+                    throttles.project == project, throttles.run_id == run_id,
+                    throttles.title.in_({call.title for call in calls})))).all()}
+            outcomes: list[AlertCallOutcome] = []
+            created: list[Alert] = []
+            changed: set[str] = set()
+            for call in calls:
+                if call.client_id in stored:
+                    outcomes.append(AlertCallOutcome(call, "duplicate", stored[call.client_id]))
+                    continue
+                last = state.get(call.title)
+                changed.add(call.title)
+                if last is not None and call.at - last[0] < call.wait_duration:
+                    last[1] += 1
+                    outcomes.append(AlertCallOutcome(call, "suppressed", None))
+                    continue
+                alert = build(call, 0 if last is None else int(last[1]))
+                state[call.title] = [call.at, 0]
+                stored[call.client_id] = alert.id  # a repeated id within the batch is a duplicate too
+                created.append(alert)
+                outcomes.append(AlertCallOutcome(call, "created", alert.id, alert))
+            if changed:
+                stmt = self._insert(t.alert_throttles)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["project", "run_id", "title"],
+                    set_={"last_sent_at": stmt.excluded.last_sent_at, "suppressed": stmt.excluded.suppressed},
+                ), [{"project": project, "run_id": run_id, "title": title, "last_sent_at": state[title][0],
+                     "suppressed": state[title][1]} for title in changed])
+            if created:
+                await conn.execute(t.alerts.insert(), [_alert_row(alert) for alert in created])
+        return outcomes
 
     async def save_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -299,56 +323,61 @@ class SqlStore(Store):
         return [_alert(row) for row in rows]
 
     # Notification outbox ------------------------------------------------------------------------
-    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
-        if not notifications:
+    async def enqueue_notifications(self, notifications: list[Notification],
+                                    channel_state: list[ChannelState] | None = None) -> None:
+        if not notifications and not channel_state:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(t.notifications.insert(), [{
-                "id": n.id, "channel": n.channel, "group_key": n.group_key, "status": n.status.value,
-                "message": n.message, "attempts": n.attempts, "next_attempt_at": n.next_attempt_at,
-                "last_error": n.last_error, "created_at": n.created_at, "delivered_at": n.delivered_at,
-            } for n in notifications])
+            if notifications:
+                await conn.execute(t.notifications.insert(), [{
+                    "id": n.id, "channel": n.channel, "group_key": n.group_key, "status": n.status.value,
+                    "message": n.message, "attempts": n.attempts, "next_attempt_at": n.next_attempt_at,
+                    "last_error": n.last_error, "created_at": n.created_at, "delivered_at": n.delivered_at,
+                } for n in notifications])
+            if channel_state:
+                await self._set_channel_states(conn, channel_state)
 
-    async def due_notifications(self, now: float, limit: int) -> list[Notification]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(t.notifications).where(
-                t.notifications.c.status == NotificationStatus.PENDING.value,
-                t.notifications.c.next_attempt_at <= now,
-            ).order_by(t.notifications.c.next_attempt_at, t.notifications.c.created_at).limit(limit))).all()
-        return [_notification(row) for row in rows]
+    async def claim_notifications(self, *, now: float, lease_until: float,
+                                  quotas: dict[str, int]) -> tuple[list[Notification], float | None]:
+        claimed: list[Notification] = []
+        pending = t.notifications.c.status == NotificationStatus.PENDING.value
+        async with self.engine.begin() as conn:
+            for channel, quota in quotas.items():
+                if quota <= 0:
+                    continue
+                due = (select(t.notifications.c.id).where(
+                    pending, t.notifications.c.channel == channel, t.notifications.c.next_attempt_at <= now)
+                    .order_by(t.notifications.c.next_attempt_at, t.notifications.c.created_at).limit(quota))
+                if self._dialect == "postgresql":  # replicas claim disjoint rows without waiting on each other
+                    due = due.with_for_update(skip_locked=True)
+                rows = (await conn.execute(
+                    update(t.notifications).where(t.notifications.c.id.in_(due.scalar_subquery()))
+                    .values(next_attempt_at=lease_until).returning(*t.notifications.c))).all()
+                claimed.extend(_notification(row) for row in rows)
+            next_due = (await conn.execute(select(func.min(t.notifications.c.next_attempt_at)).where(pending))).scalar()
+        claimed.sort(key=lambda n: n.created_at)
+        return claimed, None if next_due is None else float(next_due)
 
-    async def claim_notification(self, notification_id: str, *, now: float, lease_until: float) -> bool:
+    async def record_attempts(self, attempts: list[DeliveryAttempt]) -> None:
+        if not attempts:
+            return
+        notifications = t.notifications.c
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.notifications).where(notifications.id == bindparam("attempt_id")).values(
+                status=bindparam("new_status"), attempts=bindparam("new_attempts"),
+                next_attempt_at=bindparam("next_at"), last_error=bindparam("error"),
+                delivered_at=bindparam("delivered")), [{
+                    "attempt_id": a.notification_id, "new_status": a.status.value, "new_attempts": a.attempts,
+                    "next_at": a.next_attempt_at, "error": a.error, "delivered": a.delivered_at,
+                } for a in attempts])
+
+    async def fail_unrouted_notifications(self, channels: list[str], error: str, at: float) -> int:
         async with self.engine.begin() as conn:
             result = await conn.execute(update(t.notifications).where(
-                t.notifications.c.id == notification_id,
                 t.notifications.c.status == NotificationStatus.PENDING.value,
-                t.notifications.c.next_attempt_at <= now,
-            ).values(next_attempt_at=lease_until))
-        return bool(result.rowcount)
-
-    async def next_notification_due(self) -> float | None:
-        async with self.engine.connect() as conn:
-            value = (await conn.execute(select(func.min(t.notifications.c.next_attempt_at)).where(
-                t.notifications.c.status == NotificationStatus.PENDING.value))).scalar()
-        return None if value is None else float(value)
-
-    async def mark_delivered(self, notification_id: str, at: float, attempts: int) -> None:
-        await self._update_notification(notification_id, status=NotificationStatus.DELIVERED.value,
-                                        delivered_at=at, attempts=attempts, last_error=None)
-
-    async def reschedule(self, notification_id: str, *, attempts: int, next_attempt_at: float,
-                         error: str) -> None:
-        await self._update_notification(notification_id, attempts=attempts, next_attempt_at=next_attempt_at,
-                                        last_error=error)
-
-    async def mark_failed(self, notification_id: str, *, attempts: int, error: str) -> None:
-        await self._update_notification(notification_id, status=NotificationStatus.FAILED.value,
-                                        attempts=attempts, last_error=error)
-
-    async def _update_notification(self, notification_id: str, **values: Any) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id)
-                               .values(**values))
+                t.notifications.c.channel.not_in(channels),
+            ).values(status=NotificationStatus.FAILED.value, last_error=error))
+        return int(result.rowcount or 0)
 
     async def save_silence(self, silence: dict[str, Any]) -> None:
         stmt = self._insert(t.silences)
@@ -369,12 +398,26 @@ class SqlStore(Store):
                 t.channel_state.c.channel == channel, t.channel_state.c.key == key))).first()
         return None if row is None else row.value
 
+    async def get_channel_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        found: dict[tuple[str, str], Any] = {}
+        state = t.channel_state.c
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(keys)), 400):
+                rows = (await conn.execute(select(state.channel, state.key, state.value).where(
+                    tuple_(state.channel, state.key).in_(chunk)))).all()
+                found.update({(row.channel, row.key): row.value for row in rows})
+        return found
+
     async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None:
-        stmt = self._insert(t.channel_state)
         async with self.engine.begin() as conn:
-            await conn.execute(stmt.values(channel=channel, key=key, value=value, updated_at=at).on_conflict_do_update(
-                index_elements=["channel", "key"], set_={"value": stmt.excluded.value,
-                                                         "updated_at": stmt.excluded.updated_at}))
+            await self._set_channel_states(conn, [ChannelState(channel, key, value, at)])
+
+    async def _set_channel_states(self, conn: AsyncConnection, states: list[ChannelState]) -> None:
+        stmt = self._insert(t.channel_state)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["channel", "key"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        ), [{"channel": s.channel, "key": s.key, "value": s.value, "updated_at": s.at} for s in states])
 
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]:
         query = select(t.notifications).order_by(t.notifications.c.created_at.desc()).limit(limit)
@@ -440,6 +483,10 @@ async def _end_run(conn: AsyncConnection, run_pk: int, exit: RunExit) -> RunEven
     await _add_event(conn, run_pk, exit.state, exit.reason, exit.at)
     row = (await conn.execute(select(t.runs).where(t.runs.c.pk == run_pk))).one()
     return RunEvent(run=_run(row), state=exit.state, reason=exit.reason, at=exit.at)
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _api_key(row: Any) -> ApiKey:

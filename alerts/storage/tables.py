@@ -182,3 +182,4 @@ notifications = Table(
     Column("delivered_at", Float, nullable=True),
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
+Index("ix_notifications_channel_due", notifications.c.status, notifications.c.channel, notifications.c.next_attempt_at)

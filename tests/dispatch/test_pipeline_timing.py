@@ -6,12 +6,14 @@ because the machines are shared: the assertions are on what arrives and in which
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
@@ -212,7 +214,7 @@ def test_alertmanager_format(make_service, webhook_receiver: WebhookReceiver) ->
     assert payload["version"] == "4" and payload["status"] == "firing" and payload["receiver"] == "hook"
     assert payload["groupLabels"] == {"project": "vision", "rule": "loss-high"}
     assert payload["truncatedAlerts"] == 0 and payload["externalURL"].startswith("http://")
-    assert payload["groupKey"] == request.headers["X-Runwatch-Delivery"] or payload["groupKey"].startswith("root:")
+    assert payload["groupKey"] == '{}:{project="vision", rule="loss-high"}'  # Alertmanager's spelling
     assert payload["commonLabels"]["alertname"] == "loss-high"
     (alert,) = payload["alerts"]
     assert alert["status"] == "firing" and alert["labels"]["metric"] == "loss"
@@ -229,3 +231,123 @@ def test_send_test_command(make_service, webhook_receiver: WebhookReceiver) -> N
     webhook_receiver.failures = [(404, {})]
     result = service.cli("send-test", "hook", check=False)
     assert result.returncode == 1 and "error (permanent)" in result.stdout and "HTTP 404" in result.stdout
+
+
+def rewrite_config(service: ServiceProcess, **changes: Any) -> None:
+    """Edit the running service's config file (merging ``defaults`` and ``channels``)."""
+    config = yaml.safe_load(service.config_path.read_text())
+    for key, value in changes.items():
+        if key in ("defaults", "channels"):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+    service.config_path.write_text(yaml.safe_dump(config))
+
+
+def reload(service: ServiceProcess) -> dict[str, Any]:
+    response = service.api("POST", "/api/v1/reload")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def loss_high_notified(service: ServiceProcess, receiver: WebhookReceiver) -> Driver:
+    """Run r1 fires loss-high and the receiver has its notification."""
+    driver = Driver(service)
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    receiver.wait_for(1, timeout=20)
+    return driver
+
+
+def test_reload_notifies_nobody_again(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    loss_route = {"match": {"rule": "loss-high"}, "channels": ["hook"]}
+    service = make_service(defaults={"group_wait": "0s"}, routes=[loss_route])
+    driver = loss_high_notified(service, webhook_receiver)
+    # A route added before the alert's route, a new channel, a changed repeat interval: nothing here
+    # changes the group of the firing alert, so nothing is sent again (two reloads, one by SIGHUP).
+    other = WebhookReceiver().start()
+    try:
+        rewrite_config(service, channels={"audit": {"type": "webhook", "url": other.url}},
+                       defaults={"repeat_interval": "2h"},
+                       routes=[{"match": {"severity": "critical"}, "channels": ["audit"]}, loss_route])
+        answer = reload(service)
+        assert answer["channels"] == {"added": ["audit"], "changed": [], "removed": []}
+        assert answer["restart_required"] == []
+        assert service.process is not None
+        service.process.send_signal(signal.SIGHUP)
+        service.wait_for(lambda: service.log_text().count("reloaded the config") == 2, timeout=10)
+        time.sleep(3)  # three group intervals
+        assert len(received(webhook_receiver)) == 1
+        # The group lives on: a new alert joins it and the notification lists both.
+        driver.run("r2")
+        driver.log("r2", loss=7.0)
+        webhook_receiver.wait_for(2, timeout=20)
+        time.sleep(1.5)
+        assert [summary(p) for p in received(webhook_receiver)] == [
+            ("firing", [("loss-high", "r1", "firing")]),
+            ("firing", [("loss-high", "r1", "firing"), ("loss-high", "r2", "firing")])]
+        # The new route works: a critical alert goes to the new channel only.
+        driver.log("r1", acc=0.1)
+        (audit,) = other.wait_for(1, timeout=20)
+        assert summary(audit.json()) == ("firing", [("acc-low", "r1", "firing")])
+        time.sleep(1.5)
+        assert len(received(webhook_receiver)) == 2
+    finally:
+        other.stop()
+
+
+def test_reload_adding_a_channel_to_a_route_notifies_only_that_channel(  # type: ignore[no-untyped-def]
+        make_service, webhook_receiver: WebhookReceiver) -> None:
+    service = make_service(defaults={"group_wait": "0s"})
+    loss_high_notified(service, webhook_receiver)
+    other = WebhookReceiver().start()
+    try:
+        rewrite_config(service, channels={"audit": {"type": "webhook", "url": other.url}},
+                       defaults={"channels": ["hook", "audit"]})
+        reload(service)
+        (audit,) = other.wait_for(1, timeout=20)
+        assert summary(audit.json()) == ("firing", [("loss-high", "r1", "firing")])
+        time.sleep(2)
+        assert len(received(webhook_receiver)) == 1 and len(other.payloads()) == 1
+    finally:
+        other.stop()
+
+
+def test_broken_reload_keeps_the_running_config(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
+    service = make_service(defaults={"group_wait": "0s"})
+    driver = Driver(service)
+    assert service.admin_key  # created while the config is still valid
+    rewrite_config(service, defaults={"channels": ["nowhere"]})
+    response = service.api("POST", "/api/v1/reload")
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error.startswith(f"{service.config_path}:") and "unknown channel(s): nowhere" in error
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    (request,) = webhook_receiver.wait_for(1, timeout=20)
+    assert summary(request.json()) == ("firing", [("loss-high", "r1", "firing")])
+
+
+def test_reload_removing_a_channel_fails_its_pending_notifications(  # type: ignore[no-untyped-def]
+        make_service, webhook_receiver: WebhookReceiver) -> None:
+    dead = WebhookReceiver()  # never started: connections are refused
+    service = make_service(channels={"dead": {"type": "webhook", "url": dead.url}},
+                           defaults={"group_wait": "0s", "channels": ["hook", "dead"]},
+                           delivery={"initial_backoff": "30s", "max_backoff": "30s"})
+    driver = Driver(service)
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    webhook_receiver.wait_for(1, timeout=20)
+
+    def pending() -> list[dict[str, Any]]:
+        rows = service.api("GET", "/api/v1/notifications").json()["notifications"]
+        return [row for row in rows if row["channel"] == "dead"]
+
+    service.wait_for(lambda: any(row["attempts"] >= 1 for row in pending()), timeout=20)
+    rewrite_config(service, defaults={"channels": ["hook"]})
+    config = yaml.safe_load(service.config_path.read_text())
+    del config["channels"]["dead"]
+    service.config_path.write_text(yaml.safe_dump(config))
+    assert reload(service)["channels"]["removed"] == ["dead"]
+    (row,) = pending()
+    assert row["status"] == "failed" and row["last_error"] == "channel removed from the config"

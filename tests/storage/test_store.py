@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import ApiKey, Notification, RunState
+from alerts.model import Alert, AlertSource, AlertStatus, ApiKey, Notification, NotificationStatus, RunState, Severity
 from alerts.storage import NewRun, RecordBatch, RunExit, Store, open_store
+from alerts.storage.base import AlertCall, ChannelState, DeliveryAttempt
 
 
 @pytest.fixture
@@ -61,19 +62,54 @@ async def test_end_run_only_from_running_and_events(store: Store) -> None:
     assert await store.find_silent_runs(1e12) == []
 
 
-async def test_throttle_and_outbox(store: Store) -> None:
-    assert await store.admit_explicit_alert("p", "r", "t", 10.0, 60.0) == 0
-    assert await store.admit_explicit_alert("p", "r", "t", 20.0, 60.0) is None
-    assert await store.admit_explicit_alert("p", "r", "t", 30.0, 0.0) == 1
-    notification = Notification(id="n1", channel="c", group_key="g", message={"alerts": []},
-                                next_attempt_at=5.0, created_at=5.0)
-    await store.enqueue_notifications([notification])
-    assert [n.id for n in await store.due_notifications(5.0, 10)] == ["n1"]
-    assert await store.claim_notification("n1", now=5.0, lease_until=50.0)
-    assert not await store.claim_notification("n1", now=6.0, lease_until=60.0)
-    assert await store.due_notifications(6.0, 10) == []
-    await store.mark_delivered("n1", 7.0, 1)
-    assert not await store.claim_notification("n1", now=100.0, lease_until=200.0)
+def _alert(call: AlertCall, suppressed: int) -> Alert:
+    return Alert(id="a-" + call.client_id, fingerprint="f", source=AlertSource.SDK, project="p", title=call.title,
+                 text="", severity=Severity.INFO, labels={}, status=AlertStatus.FIRING, starts_at=call.at,
+                 client_id=call.client_id, suppressed_count=suppressed)
+
+
+async def test_explicit_alerts_are_deduplicated_and_throttled_in_one_batch(store: Store) -> None:
+    def call(client_id: str, at: float, wait: float, title: str = "t") -> AlertCall:
+        return AlertCall(client_id=client_id, title=title, at=at, wait_duration=wait, request={})
+
+    calls = [call("c1", 10.0, 60.0), call("c2", 20.0, 60.0), call("c1", 21.0, 60.0), call("x1", 22.0, 60.0, "other")]
+    first = await store.add_explicit_alerts("p", "r", calls, _alert)
+    assert [(o.status, o.alert_id) for o in first] == [
+        ("created", "a-c1"), ("suppressed", None), ("duplicate", "a-c1"), ("created", "a-x1")]
+    assert first[0].alert is not None and first[0].alert.suppressed_count == 0
+    # The throttle state and the client ids persist across batches.
+    second = await store.add_explicit_alerts("p", "r", [call("c3", 30.0, 0.0), call("c2", 31.0, 0.0)], _alert)
+    assert [(o.status, o.alert_id) for o in second] == [("created", "a-c3"), ("created", "a-c2")]
+    assert second[0].alert is not None and second[0].alert.suppressed_count == 1
+    assert second[1].alert is not None and second[1].alert.suppressed_count == 0
+    assert {a.id for a in await store.list_alerts(project="p")} == {"a-c1", "a-x1", "a-c3", "a-c2"}
+
+
+async def test_outbox_claims_per_channel_quota_and_records_outcomes(store: Store) -> None:
+    def notification(nid: str, channel: str, due: float) -> Notification:
+        return Notification(id=nid, channel=channel, group_key="g", message={"alerts": []}, next_attempt_at=due,
+                            created_at=due)
+
+    await store.enqueue_notifications(
+        [notification("a1", "a", 1.0), notification("a2", "a", 2.0), notification("b1", "b", 3.0),
+         notification("b2", "b", 50.0), notification("gone", "removed", 1.0)],
+        [ChannelState("a", "nflog:g", {"at": 1.0}, 1.0)])
+    assert await store.get_channel_states([("a", "nflog:g"), ("a", "missing")]) == {("a", "nflog:g"): {"at": 1.0}}
+    assert await store.fail_unrouted_notifications(["a", "b"], "not configured", 4.0) == 1
+    claimed, next_due = await store.claim_notifications(now=5.0, lease_until=100.0, quotas={"a": 1, "b": 5})
+    assert [n.id for n in claimed] == ["a1", "b1"] and next_due == 2.0
+    claimed, next_due = await store.claim_notifications(now=6.0, lease_until=100.0, quotas={"a": 5, "b": 5})
+    assert [n.id for n in claimed] == ["a2"] and next_due == 50.0  # the claimed ones are leased
+    await store.record_attempts([
+        DeliveryAttempt("a1", NotificationStatus.DELIVERED, 1, 7.0, delivered_at=7.0),
+        DeliveryAttempt("a2", NotificationStatus.PENDING, 1, 9.0, error="HTTP 503"),
+        DeliveryAttempt("b1", NotificationStatus.FAILED, 1, 7.0, error="HTTP 404")])
+    claimed, _ = await store.claim_notifications(now=10.0, lease_until=100.0, quotas={"a": 5, "b": 5})
+    assert [(n.id, n.attempts, n.last_error) for n in claimed] == [("a2", 1, "HTTP 503")]
+    rows = {n.id: n for n in await store.list_notifications()}
+    assert rows["a1"].status is NotificationStatus.DELIVERED and rows["a1"].delivered_at == 7.0
+    assert rows["b1"].status is NotificationStatus.FAILED and rows["b1"].last_error == "HTTP 404"
+    assert rows["gone"].status is NotificationStatus.FAILED and rows["gone"].last_error == "not configured"
 
 
 async def test_api_keys(store: Store) -> None:

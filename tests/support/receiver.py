@@ -28,6 +28,8 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.requests: list[ReceivedRequest] = []
         self.failures: list[tuple[int, dict[str, str]]] = []  # answers to give before succeeding
+        self.rejected: list[ReceivedRequest] = []  # the requests answered with one of ``failures``
+        self.echo_failures = False  # failures echo the request line and headers, as some servers do
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -37,17 +39,21 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                request = ReceivedRequest(self.path, dict(self.headers.items()), body)
                 with receiver._lock:
                     failure = receiver.failures.pop(0) if receiver.failures else None
-                    if failure is None:
-                        receiver.requests.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
+                    (receiver.requests if failure is None else receiver.rejected).append(request)
                 status, headers = failure or (200, {})
+                answer = b"ok"
+                if failure is not None and receiver.echo_failures:
+                    lines = [f"POST {request.path}", *(f"{k}: {v}" for k, v in request.headers.items())]
+                    answer = "\n".join(lines).encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass

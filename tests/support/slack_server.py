@@ -104,11 +104,13 @@ def validate_blocks(blocks: Any) -> None:
 class SlackServer:
     """``api_url`` for ``base_url``, ``webhook_url`` for incoming webhooks; ``messages`` records what was accepted."""
 
-    def __init__(self, *, token: str = TOKEN, channels: dict[str, str] | None = None) -> None:
+    def __init__(self, *, token: str = TOKEN, channels: dict[str, str] | None = None,
+                 webhook_path: str = WEBHOOK_PATH) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api/"
-        self.webhook_url = f"{self.url}{WEBHOOK_PATH}"
+        self.webhook_path = webhook_path  # the last segment is the webhook's secret
+        self.webhook_url = f"{self.url}{webhook_path}"
         self.token = token
         self.channels = channels or {"ml-alerts": "C0MLALERTS"}  # name (without #) -> ID
         self.messages: list[SlackMessage] = []
@@ -273,7 +275,7 @@ class SlackServer:
             raise SlackError("msg_too_long")
 
     def _webhook(self, path: str, headers: dict[str, str], raw: bytes) -> None:
-        if path != WEBHOOK_PATH:
+        if path != self.webhook_path:
             raise SlackError("invalid_token" if path.count("/") == 4 else "no_service",
                              status=403 if path.count("/") == 4 else 404)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

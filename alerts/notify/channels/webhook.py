@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -15,6 +16,7 @@ from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
 from alerts.notify.channels.base import Channel, ChannelConfig
+from alerts.notify.channels.http_clients import HttpClients
 
 USER_AGENT = "runwatch-alerts/0.1"
 
@@ -60,8 +62,11 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             return None
 
 
-def classify_response(channel: str, response: httpx.Response) -> None:
-    """Raise the classified error for a non-2xx answer (shared by HTTP-based channels)."""
+def classify_response(channel: str, response: httpx.Response, secrets: Iterable[str] = ()) -> None:
+    """Raise the classified error for a non-2xx answer (shared by HTTP-based channels).
+
+    A permanent error quotes the start of the answer, which helps with "400 bad payload"; some servers
+    echo the request, so every value in ``secrets`` is blanked out of the quote first."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -69,12 +74,31 @@ def classify_response(channel: str, response: httpx.Response) -> None:
         raise RecoverableDeliveryError(f"{channel}: receiver answered HTTP {status}",
                                        retry_after=retry_after_seconds(response))
     raise PermanentDeliveryError(f"{channel}: receiver answered HTTP {status} {response.reason_phrase}"
-                                 f"{_short_body(response)}")
+                                 f"{_short_body(response, secrets)}")
 
 
-def _short_body(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+def _short_body(response: httpx.Response, secrets: Iterable[str]) -> str:
+    text = response.text
+    # Longest first, so a secret that contains another is blanked whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = text.strip().replace("\n", " ")
     return f": {text[:200]}" if text else ""
+
+
+def request_secrets(url: str, headers: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
+    """What a request to ``url`` with ``headers`` may reveal if echoed: the URL and its path and query,
+    each query value, path segments long enough to be tokens, credentials and every header value."""
+    parsed = httpx.URL(url)
+    found = [url, parsed.raw_path.decode(errors="replace"), parsed.query.decode(errors="replace"),
+             parsed.password or "", parsed.username or "", *extra]
+    found += [value for _, value in parsed.params.multi_items()]
+    found += [segment for segment in parsed.path.split("/") if len(segment) >= _TOKEN_LENGTH]
+    found += [value for value in headers.values() if len(value) >= _TOKEN_LENGTH]
+    return [value for value in found if value]
+
+
+_TOKEN_LENGTH = 8  # shorter path segments and header values ("hook", "v1") are names, not secrets
 
 
 class WebhookChannel(Channel):
@@ -82,7 +106,7 @@ class WebhookChannel(Channel):
         super().__init__(name)
         self._config = config
         self._public_url = public_url
-        self._client = httpx.AsyncClient(timeout=config.timeout or timeout, follow_redirects=False)
+        self._clients = HttpClients(timeout=config.timeout or timeout, follow_redirects=False)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         message = notification.message
@@ -110,16 +134,19 @@ class WebhookChannel(Channel):
             secret = self._config.secret.get_secret_value().encode()
             headers["X-Runwatch-Signature"] = sign(secret, int(time.time()), body)
         try:
-            response = await self._client.post(self._config.url, content=body, headers=headers)
+            async with self._clients.client() as client:
+                response = await client.post(self._config.url, content=body, headers=headers)
         except httpx.TimeoutException:
             raise RecoverableDeliveryError(f"{self.name}: timed out") from None
         except httpx.TransportError as exc:
             # The exception text can contain the URL, which may carry a token: name only the kind.
             raise RecoverableDeliveryError(f"{self.name}: {type(exc).__name__}") from None
-        classify_response(self.name, response)
+        classify_response(self.name, response, request_secrets(
+            self._config.url, {**self._config.headers, "X-Runwatch-Signature": headers.get("X-Runwatch-Signature", "")},
+            [self._config.secret.get_secret_value()] if self._config.secret else []))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._clients.aclose()
 
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's "not resolved yet"
