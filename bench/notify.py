@@ -6,7 +6,7 @@ Notifications per second delivered to a local webhook receiver (in this process)
 (the pipeline's own rate: one series per group, one notification each), and ``alert()`` calls posted
 one per request (bounded by the HTTP ingest of this one process as much as by notification).
 
-    python bench/notify.py [--notifications 2000] [--samples 200]
+    python bench/notify.py [--notifications 4000] [--samples 200]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def storm(receiver: Receiver, runs: int, metrics: int) -> tuple[float, int, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--notifications", type=int, default=2000)
+    parser.add_argument("--notifications", type=int, default=4000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()

@@ -6,14 +6,16 @@ everything else is shared SQL.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Table, bindparam, event, func, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -60,6 +62,12 @@ class SqlStore(Store):
         self._engine: AsyncEngine | None = None
         self._dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self._sql = _hot_statements(self._dialect)
+        # SQLite has one writer at a time. Pooled connections racing for it do not queue: the loser
+        # sleeps in SQLite's busy handler (1, 2, 5, 10... ms), which under concurrent requests cost more
+        # than the writes. Writers of this process take turns on this lock instead; the busy timeout
+        # still covers other processes (the CLI adding a key or a silence).
+        self._writer = asyncio.Lock() if self._dialect == "sqlite" else None
+        self._claim = _claim_statement(self._dialect)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -87,12 +95,22 @@ class SqlStore(Store):
             await self._engine.dispose()
             self._engine = None
 
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed on exit."""
+        if self._writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._writer, self.engine.begin() as conn:
+            yield conn
+
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     # API keys -----------------------------------------------------------------------------------
     async def insert_api_key(self, key: ApiKey, key_hash: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(t.api_keys.insert().values(
                 id=key.id, key_hash=key_hash, project=key.project, admin=key.admin,
                 created_at=key.created_at, revoked_at=None))
@@ -109,14 +127,14 @@ class SqlStore(Store):
         return [_api_key(row) for row in rows]
 
     async def revoke_api_key(self, key_id: str, at: float) -> bool:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(update(t.api_keys).where(
                 t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None)).values(revoked_at=at))
         return bool(result.rowcount)
 
     # Runs ---------------------------------------------------------------------------------------
     async def upsert_run(self, new: NewRun, at: float) -> tuple[Run, bool]:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(self._insert(t.projects).values(name=new.project, created_at=at)
                                .on_conflict_do_nothing())
             inserted = await conn.execute(self._insert(t.runs).values(
@@ -170,12 +188,12 @@ class SqlStore(Store):
         return found[offset:offset + limit]
 
     async def touch_run(self, run_pk: int, at: float) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(update(t.runs).where(t.runs.c.pk == run_pk, t.runs.c.last_contact < at)
                                .values(last_contact=at))
 
     async def apply_records(self, run: Run, batch: RecordBatch, at: float) -> tuple[bool, RunEvent | None]:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             # The conditional update is the guard against two concurrent deliveries of one batch.
             claimed = await conn.execute(update(t.runs).where(
                 t.runs.c.pk == run.pk, t.runs.c.last_seq == batch.first_seq - 1,
@@ -206,7 +224,7 @@ class SqlStore(Store):
         return True, None
 
     async def end_run(self, run_pk: int, exit: RunExit) -> RunEvent | None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             return await _end_run(conn, run_pk, exit)
 
     async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
@@ -260,7 +278,7 @@ class SqlStore(Store):
         if not calls:
             return []
         throttles = t.alert_throttles.c
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             stored = {row.client_id: row.id for row in (await conn.execute(
                 select(t.alerts.c.client_id, t.alerts.c.id).where(
                     t.alerts.c.client_id.in_({call.client_id for call in calls})))).all()}
@@ -302,7 +320,7 @@ class SqlStore(Store):
             return
         stmt = self._insert(t.alerts)
         columns = [c.name for c in t.alerts.columns if c.name != "id"]
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=["id"], set_={name: stmt.excluded[name] for name in columns},
             ), [_alert_row(alert) for alert in alerts])
@@ -327,7 +345,7 @@ class SqlStore(Store):
                                     channel_state: list[ChannelState] | None = None) -> None:
         if not notifications and not channel_state:
             return
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             if notifications:
                 await conn.execute(t.notifications.insert(), [{
                     "id": n.id, "channel": n.channel, "group_key": n.group_key, "status": n.status.value,
@@ -340,39 +358,28 @@ class SqlStore(Store):
     async def claim_notifications(self, *, now: float, lease_until: float,
                                   quotas: dict[str, int]) -> tuple[list[Notification], float | None]:
         claimed: list[Notification] = []
-        pending = t.notifications.c.status == NotificationStatus.PENDING.value
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             for channel, quota in quotas.items():
-                if quota <= 0:
-                    continue
-                due = (select(t.notifications.c.id).where(
-                    pending, t.notifications.c.channel == channel, t.notifications.c.next_attempt_at <= now)
-                    .order_by(t.notifications.c.next_attempt_at, t.notifications.c.created_at).limit(quota))
-                if self._dialect == "postgresql":  # replicas claim disjoint rows without waiting on each other
-                    due = due.with_for_update(skip_locked=True)
-                rows = (await conn.execute(
-                    update(t.notifications).where(t.notifications.c.id.in_(due.scalar_subquery()))
-                    .values(next_attempt_at=lease_until).returning(*t.notifications.c))).all()
-                claimed.extend(_notification(row) for row in rows)
-            next_due = (await conn.execute(select(func.min(t.notifications.c.next_attempt_at)).where(pending))).scalar()
+                if quota > 0:
+                    rows = (await conn.execute(self._claim, {
+                        "claim_channel": channel, "claim_now": now, "claim_quota": quota,
+                        "claim_lease": lease_until})).all()
+                    claimed.extend(_notification(row) for row in rows)
+            next_due = (await conn.execute(_NEXT_DUE)).scalar()
         claimed.sort(key=lambda n: n.created_at)
         return claimed, None if next_due is None else float(next_due)
 
     async def record_attempts(self, attempts: list[DeliveryAttempt]) -> None:
         if not attempts:
             return
-        notifications = t.notifications.c
-        async with self.engine.begin() as conn:
-            await conn.execute(update(t.notifications).where(notifications.id == bindparam("attempt_id")).values(
-                status=bindparam("new_status"), attempts=bindparam("new_attempts"),
-                next_attempt_at=bindparam("next_at"), last_error=bindparam("error"),
-                delivered_at=bindparam("delivered")), [{
-                    "attempt_id": a.notification_id, "new_status": a.status.value, "new_attempts": a.attempts,
-                    "next_at": a.next_attempt_at, "error": a.error, "delivered": a.delivered_at,
-                } for a in attempts])
+        async with self._begin() as conn:
+            await conn.execute(_RECORD_ATTEMPT, [{
+                "attempt_id": a.notification_id, "new_status": a.status.value, "new_attempts": a.attempts,
+                "next_at": a.next_attempt_at, "error": a.error, "delivered": a.delivered_at,
+            } for a in attempts])
 
     async def fail_unrouted_notifications(self, channels: list[str], error: str, at: float) -> int:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(update(t.notifications).where(
                 t.notifications.c.status == NotificationStatus.PENDING.value,
                 t.notifications.c.channel.not_in(channels),
@@ -383,7 +390,7 @@ class SqlStore(Store):
         stmt = self._insert(t.silences)
         row = {key: silence[key] for key in ("id", "matchers", "starts_at", "ends_at", "created_by", "comment",
                                              "updated_at")}
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(stmt.values(**row).on_conflict_do_update(
                 index_elements=["id"], set_={key: stmt.excluded[key] for key in row if key != "id"}))
 
@@ -400,16 +407,22 @@ class SqlStore(Store):
 
     async def get_channel_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         found: dict[tuple[str, str], Any] = {}
+        by_channel: dict[str, set[str]] = {}
+        for channel, key in keys:
+            by_channel.setdefault(channel, set()).add(key)
         state = t.channel_state.c
         async with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(keys)), 400):
-                rows = (await conn.execute(select(state.channel, state.key, state.value).where(
-                    tuple_(state.channel, state.key).in_(chunk)))).all()
-                found.update({(row.channel, row.key): row.value for row in rows})
+            for channel, wanted in by_channel.items():
+                # One channel at a time: SQLite searches the (channel, key) key only for "channel = ? AND
+                # key IN (...)"; a row-value IN would scan the whole table.
+                for chunk in _chunks(sorted(wanted), 500):
+                    rows = (await conn.execute(select(state.key, state.value).where(
+                        state.channel == channel, state.key.in_(chunk)))).all()
+                    found.update({(channel, row.key): row.value for row in rows})
         return found
 
     async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await self._set_channel_states(conn, [ChannelState(channel, key, value, at)])
 
     async def _set_channel_states(self, conn: AsyncConnection, states: list[ChannelState]) -> None:
@@ -426,6 +439,26 @@ class SqlStore(Store):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_notification(row) for row in rows]
+
+
+_PENDING = t.notifications.c.status == NotificationStatus.PENDING.value
+_NEXT_DUE = select(func.min(t.notifications.c.next_attempt_at)).where(_PENDING)
+_RECORD_ATTEMPT = update(t.notifications).where(t.notifications.c.id == bindparam("attempt_id")).values(
+    status=bindparam("new_status"), attempts=bindparam("new_attempts"), next_attempt_at=bindparam("next_at"),
+    last_error=bindparam("error"), delivered_at=bindparam("delivered"))
+
+
+def _claim_statement(dialect: str) -> Any:
+    """Claim up to ``claim_quota`` due notifications of ``claim_channel``: built once, as the retry stage
+    runs it for every few deliveries."""
+    n = t.notifications.c
+    due = (select(n.id).where(_PENDING, n.channel == bindparam("claim_channel"),
+                              n.next_attempt_at <= bindparam("claim_now"))
+           .order_by(n.next_attempt_at, n.created_at).limit(bindparam("claim_quota")))
+    if dialect == "postgresql":  # replicas claim disjoint rows without waiting on each other
+        due = due.with_for_update(skip_locked=True)
+    return (update(t.notifications).where(n.id.in_(due.scalar_subquery()))
+            .values(next_attempt_at=bindparam("claim_lease")).returning(*t.notifications.c))
 
 
 def _hot_statements(dialect: str) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -62,11 +62,12 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             return None
 
 
-def classify_response(channel: str, response: httpx.Response, secrets: Iterable[str] = ()) -> None:
+def classify_response(channel: str, response: httpx.Response,
+                      secrets: Callable[[], Iterable[str]] = tuple) -> None:
     """Raise the classified error for a non-2xx answer (shared by HTTP-based channels).
 
     A permanent error quotes the start of the answer, which helps with "400 bad payload"; some servers
-    echo the request, so every value in ``secrets`` is blanked out of the quote first."""
+    echo the request, so every value ``secrets()`` gives is blanked out of the quote first."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -74,7 +75,7 @@ def classify_response(channel: str, response: httpx.Response, secrets: Iterable[
         raise RecoverableDeliveryError(f"{channel}: receiver answered HTTP {status}",
                                        retry_after=retry_after_seconds(response))
     raise PermanentDeliveryError(f"{channel}: receiver answered HTTP {status} {response.reason_phrase}"
-                                 f"{_short_body(response, secrets)}")
+                                 f"{_short_body(response, secrets())}")
 
 
 def _short_body(response: httpx.Response, secrets: Iterable[str]) -> str:
@@ -106,7 +107,7 @@ class WebhookChannel(Channel):
         super().__init__(name)
         self._config = config
         self._public_url = public_url
-        self._clients = HttpClients(timeout=config.timeout or timeout, follow_redirects=False)
+        self._http = HttpClients(timeout=config.timeout or timeout)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         message = notification.message
@@ -134,19 +135,18 @@ class WebhookChannel(Channel):
             secret = self._config.secret.get_secret_value().encode()
             headers["X-Runwatch-Signature"] = sign(secret, int(time.time()), body)
         try:
-            async with self._clients.client() as client:
-                response = await client.post(self._config.url, content=body, headers=headers)
+            response = await self._http.post(self._config.url, content=body, headers=headers)
         except httpx.TimeoutException:
             raise RecoverableDeliveryError(f"{self.name}: timed out") from None
         except httpx.TransportError as exc:
             # The exception text can contain the URL, which may carry a token: name only the kind.
             raise RecoverableDeliveryError(f"{self.name}: {type(exc).__name__}") from None
-        classify_response(self.name, response, request_secrets(
+        classify_response(self.name, response, lambda: request_secrets(
             self._config.url, {**self._config.headers, "X-Runwatch-Signature": headers.get("X-Runwatch-Signature", "")},
             [self._config.secret.get_secret_value()] if self._config.secret else []))
 
     async def aclose(self) -> None:
-        await self._clients.aclose()
+        await self._http.aclose()
 
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's "not resolved yet"
