@@ -23,12 +23,14 @@ class LogEntry:
 
 
 class NotificationLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_size: int = 100_000) -> None:
         self._store = store
-        self._cache: dict[Key, LogEntry | None] = {}
+        self._cache: dict[Key, LogEntry | None] = {}  # oldest first; the store has every entry
+        self._cache_size = cache_size
 
     async def load(self, keys: list[Key]) -> None:
         """Read the entries of ``keys`` not yet cached, in one query."""
+        self._evict(keep=set(keys))
         missing = [key for key in keys if key not in self._cache]
         if not missing:
             return
@@ -50,7 +52,16 @@ class NotificationLog:
 
     def written(self, channel: str, group_key: str, entry: LogEntry) -> None:
         """Cache an entry once its transaction committed."""
+        self._cache.pop((channel, group_key), None)  # to the young end
         self._cache[(channel, group_key)] = entry
+
+    def _evict(self, keep: set[Key]) -> None:
+        """Bound the memory of a long-running service: groups not notified for longest go first."""
+        excess = len(self._cache) - self._cache_size
+        if excess <= 0:
+            return
+        for key in [key for key in self._cache if key not in keep][:excess]:
+            del self._cache[key]
 
 
 def _state_key(group_key: str) -> str:
