@@ -51,7 +51,8 @@ class Service:
         self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
                                        store=self.store)
         self.channels = build_channels(settings, self._context)
-        self.deliverer = Deliverer(self.store, self.channels, settings.delivery, rate_limits=_rate_limits(settings))
+        self.deliverer = Deliverer(self.store, self.channels, settings.delivery, rate_limits=_rate_limits(settings),
+                                   concurrency=_concurrency(settings))
         self.silences = SilenceMuter(self.store)
         self._intervals = parse_mute_times(settings.mute_times)
         self.inhibitor = InhibitMuter(settings.inhibit, lambda: self.dispatcher.firing_labels())
@@ -132,7 +133,7 @@ class Service:
         fresh = build_channels(settings.model_copy(update={"channels": {
             name: config for name, config in settings.channels.items() if name not in unchanged}}), self._context)
         channels = {name: self.channels[name] if name in unchanged else fresh[name] for name in settings.channels}
-        await self.deliverer.reconfigure(channels, settings.delivery, _rate_limits(settings))
+        await self.deliverer.reconfigure(channels, settings.delivery, _rate_limits(settings), _concurrency(settings))
         before, self.channels = self.settings.channels, channels
         return {"added": sorted(set(channels) - set(before)),
                 "changed": sorted(name for name in channels if name in before and name not in unchanged),
@@ -153,3 +154,7 @@ class Service:
 
 def _rate_limits(settings: AlertsSettings) -> dict[str, RateLimit]:
     return {name: config.rate_limit for name, config in settings.channels.items() if config.rate_limit is not None}
+
+
+def _concurrency(settings: AlertsSettings) -> dict[str, int]:
+    return {name: config.concurrency or settings.delivery.concurrency for name, config in settings.channels.items()}

@@ -54,7 +54,8 @@ class DeliverySettings(_Strict):
     max_backoff: Duration = 300.0
     max_age: Duration = 86400.0
     timeout: Duration = 10.0
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=32, ge=1)
+    """Deliveries in flight per channel (a channel's own ``concurrency`` overrides it)."""
 
 
 # One config model per channel type, each defined beside its channel (alerts/notify/channels/).

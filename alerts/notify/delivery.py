@@ -1,7 +1,7 @@
 """The retry stage: delivers due outbox entries, with exponential backoff and jitter.
 
 Each turn claims, in one transaction, as many due notifications per channel as that channel has free
-delivery slots (``delivery.concurrency``) and rate-limit tokens, and sends each in its own task, so a
+delivery slots (its ``concurrency``) and rate-limit tokens, and sends each in its own task, so a
 slow or failing channel never delays the others. Outcomes are written back in batches by one writer:
 until its write lands a notification stays claimed, so a crash in between re-sends (at least once),
 never loses. 429/``Retry-After`` is honoured; permanent errors stop and are recorded with the reason;
@@ -38,7 +38,7 @@ def backoff_delay(attempts: int, settings: DeliverySettings, rand: Callable[[], 
 
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel], settings: DeliverySettings, *,
-                 rate_limits: dict[str, RateLimit] | None = None,
+                 rate_limits: dict[str, RateLimit] | None = None, concurrency: dict[str, int] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._channels = channels
@@ -49,13 +49,14 @@ class Deliverer:
         self._busy: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._limits = dict(rate_limits or {})
+        self._concurrency = dict(concurrency or {})
         self._buckets = {name: TokenBucket.create(limit.rate, limit.per, limit.burst, clock())
                          for name, limit in self._limits.items()}
         self._outcomes = _OutcomeWriter(store)
         self._retiring: set[asyncio.Task[None]] = set()
 
     async def reconfigure(self, channels: dict[str, Channel], settings: DeliverySettings,
-                          rate_limits: dict[str, RateLimit]) -> None:
+                          rate_limits: dict[str, RateLimit], concurrency: dict[str, int]) -> None:
         """Adopt a reloaded config. Channel objects that are no longer used are closed once the
         deliveries already using them finish; pending notifications of removed channels fail."""
         retired = [channel for name, channel in self._channels.items() if channels.get(name) is not channel]
@@ -65,6 +66,7 @@ class Deliverer:
                          else TokenBucket.create(limit.rate, limit.per, limit.burst, now)
                          for name, limit in rate_limits.items()}
         self._limits = dict(rate_limits)
+        self._concurrency = dict(concurrency)
         if retired:
             task = asyncio.create_task(self._close_after(retired, list(self._in_flight.values())))
             self._retiring.add(task)
@@ -144,7 +146,7 @@ class Deliverer:
         return max(0.001, min([0.5, *refills]))
 
     def _quota(self, channel: str, now: float) -> int:
-        free = self._settings.concurrency - self._busy[channel]
+        free = self._concurrency.get(channel, self._settings.concurrency) - self._busy[channel]
         bucket = self._buckets.get(channel)
         if bucket is not None:
             free = min(free, bucket.available(now))

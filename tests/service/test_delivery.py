@@ -161,3 +161,27 @@ def test_secrets_never_reach_logs_or_responses(webhook_service: ServiceProcess,
     everything += webhook_service.log_text()
     for secret in (SECRET, key, webhook_service.admin_key):
         assert secret not in everything
+
+
+def test_a_slow_channel_never_delays_the_others_and_keeps_its_concurrency(  # type: ignore[no-untyped-def]
+        service_factory, webhook_receiver: WebhookReceiver) -> None:
+    slow = WebhookReceiver().start()
+    slow.delay = 1.0
+    try:
+        service = service_factory({
+            "channels": {"fast": {"type": "webhook", "url": webhook_receiver.url},
+                         "slow": {"type": "webhook", "url": slow.url, "concurrency": 2}},
+            "defaults": {"channels": ["fast", "slow"], "group_wait": "0s"}})
+        key = service.create_key("vision")
+        started = time.monotonic()
+        for run in ("r1", "r2", "r3", "r4", "r5", "r6"):  # six runs: six groups, six notifications per channel
+            start_run(service, key, run)
+            send_alerts(service, key, [call(f"alert of {run}")], run_id=run)
+        webhook_receiver.wait_for(6, timeout=20)
+        fast_done = time.monotonic() - started
+        slow.wait_for(6, timeout=30)
+        slow_done = time.monotonic() - started
+        assert slow.max_in_flight == 2  # its own concurrency, not delivery.concurrency
+        assert slow_done >= 3.0 and fast_done < slow_done - 1.0  # three rounds of 1 s vs. not waiting on them
+    finally:
+        slow.stop()

@@ -30,6 +30,9 @@ class WebhookReceiver:
         self.failures: list[tuple[int, dict[str, str]]] = []  # answers to give before succeeding
         self.rejected: list[ReceivedRequest] = []  # the requests answered with one of ``failures``
         self.echo_failures = False  # failures echo the request line and headers, as some servers do
+        self.delay = 0.0  # seconds to take over each answer (a slow receiver)
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -38,7 +41,18 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
+
+            def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(receiver.delay)
                 request = ReceivedRequest(self.path, dict(self.headers.items()), body)
                 with receiver._lock:
                     failure = receiver.failures.pop(0) if receiver.failures else None

@@ -30,6 +30,9 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rate_limit: RateLimit | None = None
+    concurrency: int | None = Field(default=None, ge=1)
+    """Deliveries in flight at once (default ``delivery.concurrency``), e.g. 4 for an SMTP relay that
+    limits connections."""
 
 
 @dataclass
