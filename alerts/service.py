@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ from alerts.dispatch.router import Router
 from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
 from alerts.ingest.runs import RunIngest
-from alerts.notify.channels import ChannelContext, build_channels
+from alerts.notify.channels import Channel, ChannelContext, build_channels
 from alerts.notify.channels.base import RateLimit
 from alerts.notify.delivery import Deliverer
 from alerts.notify.muting import InhibitMuter, SilenceMuter
@@ -65,6 +66,7 @@ class Service:
         self.rules = RuleEngine(self.store, self.dispatcher.submit, public_url=self.public_url)
         self.runs.listeners.append(self.rules)
         self.scheduler = AsyncIOScheduler()
+        self._reloading = asyncio.Lock()
 
     async def start(self) -> None:
         """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
@@ -95,24 +97,28 @@ class Service:
         notify anyone again. ``server``, ``storage`` and ``runs`` need a restart; a change there is
         reported and otherwise ignored.
         """
-        try:
-            settings = self._settings_source() if self._settings_source else self.settings
-            ruleset = load_ruleset(settings)
-            intervals = parse_mute_times(settings.mute_times)
-            router = Router.from_settings(settings)
-        except ConfigError as exc:
-            for line in exc.errors:
-                log.error("reload failed, keeping the running config: %s", line)
-            raise
-        restart = [name for name in _RESTART_ONLY if getattr(settings, name) != getattr(self.settings, name)]
-        for name in _RESTART_ONLY:  # the running values stay in force
-            setattr(settings, name, getattr(self.settings, name))
-        channel_changes = await self._reload_channels(settings)
-        rule_changes = await self.rules.reload(ruleset)
-        self.inhibitor.replace(settings.inhibit)
-        self._intervals = intervals
-        await self.dispatcher.reroute(router)
-        self.settings, self.ruleset = settings, ruleset
+        async with self._reloading:  # two SIGHUPs in a row apply one after the other
+            try:
+                settings = self._settings_source() if self._settings_source else self.settings
+                ruleset = load_ruleset(settings)
+                intervals = parse_mute_times(settings.mute_times)
+                router = Router.from_settings(settings)
+                channels, channel_changes = self._rebuilt_channels(settings)
+            except ConfigError as exc:
+                for line in exc.errors:
+                    log.error("reload failed, keeping the running config: %s", line)
+                raise
+            restart = [name for name in _RESTART_ONLY if getattr(settings, name) != getattr(self.settings, name)]
+            for name in _RESTART_ONLY:  # the running values stay in force
+                setattr(settings, name, getattr(self.settings, name))
+            await self.deliverer.reconfigure(channels, settings.delivery, _rate_limits(settings),
+                                             _concurrency(settings))
+            self.channels = channels
+            rule_changes = await self.rules.reload(ruleset)
+            self.inhibitor.replace(settings.inhibit)
+            self._intervals = intervals
+            await self.dispatcher.reroute(router)
+            self.settings, self.ruleset = settings, ruleset
         if restart:
             log.warning("reload: changes to %s take effect after a restart", ", ".join(restart))
         log.info("reloaded the config: %d rules (%s); channels %s", len(ruleset.rules),
@@ -121,23 +127,22 @@ class Service:
         return {"rules": len(ruleset.rules), **rule_changes, "channels": channel_changes,
                 "restart_required": restart}
 
-    async def _reload_channels(self, settings: AlertsSettings) -> dict[str, list[str]]:
-        """Build channels whose config changed; unchanged ones keep their connections and state."""
-        if settings.delivery.timeout != self.settings.delivery.timeout:
+    def _rebuilt_channels(self, settings: AlertsSettings) -> tuple[dict[str, Channel], dict[str, list[str]]]:
+        """The channels for ``settings``: new objects for changed configs, the running ones otherwise
+        (they keep their connections). Also what was added, changed and removed."""
+        before = self.settings.channels
+        if settings.delivery.timeout != self.settings.delivery.timeout:  # every channel holds the timeout
             self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
                                            store=self.store)
             unchanged: set[str] = set()
         else:
-            unchanged = {name for name, config in settings.channels.items()
-                         if self.settings.channels.get(name) == config}
+            unchanged = {name for name, config in settings.channels.items() if before.get(name) == config}
         fresh = build_channels(settings.model_copy(update={"channels": {
             name: config for name, config in settings.channels.items() if name not in unchanged}}), self._context)
         channels = {name: self.channels[name] if name in unchanged else fresh[name] for name in settings.channels}
-        await self.deliverer.reconfigure(channels, settings.delivery, _rate_limits(settings), _concurrency(settings))
-        before, self.channels = self.settings.channels, channels
-        return {"added": sorted(set(channels) - set(before)),
-                "changed": sorted(name for name in channels if name in before and name not in unchanged),
-                "removed": sorted(set(before) - set(channels))}
+        return channels, {"added": sorted(set(channels) - set(before)),
+                          "changed": sorted(name for name in channels if name in before and name not in unchanged),
+                          "removed": sorted(set(before) - set(channels))}
 
     async def _restore_groups(self) -> None:
         firing = await self.store.list_alerts(project=None, status="firing", source="rule", limit=10**9)
