@@ -103,11 +103,14 @@ class Deliverer:
             await channel.aclose()
 
     async def _run(self) -> None:
-        unrouted = await self._store.fail_unrouted_notifications(
-            list(self._channels), "channel is not configured", self._clock())
-        if unrouted:
-            log.warning("%d pending notifications were for channels no longer configured; marked failed",
-                        unrouted)
+        try:
+            unrouted = await self._store.fail_unrouted_notifications(
+                list(self._channels), "channel is not configured", self._clock())
+            if unrouted:
+                log.warning("%d pending notifications were for channels no longer configured; marked failed",
+                            unrouted)
+        except Exception:  # they are never claimed either way; delivering the rest matters more
+            log.exception("could not mark notifications of unconfigured channels failed")
         while True:
             try:
                 self._wakeup.clear()  # before the query, so a wake-up during it is not lost
