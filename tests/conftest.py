@@ -1,13 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from alerts.storage import Store, open_store
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An open SQLite store in the test's directory (PostgreSQL joins as a parameter with its backend)."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

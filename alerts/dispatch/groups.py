@@ -76,18 +76,10 @@ class Dispatcher:
         """Put alert changes into their groups; flushing happens on the groups' timers."""
         now = self._clock()
         for alert in alerts:
-            if alert.status is AlertStatus.PENDING:
-                continue
-            payload = alert_object(alert, run, self._public_url)
-            for route in self.router.routes_for(alert):
-                labels = route.group_labels(alert)
-                key = group_key(route.id, labels)
-                group = self.groups.get(key)
-                if group is None:  # a change to an existing group waits for its next flush
-                    group = self.groups[key] = Group(route=route, key=key, labels=labels,
-                                                     next_flush=now + route.group_wait)
-                entry = GroupedAlert(alert, payload)
-                group.alerts[entry.key] = entry
+            if alert.status is not AlertStatus.PENDING:
+                # A change to an existing group waits for its next flush.
+                self._place(self.groups, self.router, GroupedAlert(alert, alert_object(alert, run, self._public_url)),
+                            lambda route, _key: (now + route.group_wait, False))
         self._wakeup.set()
 
     def restore(self, alerts: list[Alert], runs: dict[int, Run]) -> None:
@@ -96,13 +88,23 @@ class Dispatcher:
         now = self._clock()
         for alert in alerts:
             payload = alert_object(alert, runs.get(alert.run_pk or -1), self._public_url)
-            for route in self.router.routes_for(alert):
-                labels = route.group_labels(alert)
-                key = group_key(route.id, labels)
-                group = self.groups.setdefault(key, Group(route=route, key=key, labels=labels,
-                                                          next_flush=now + route.group_interval, flushed=True))
-                entry = GroupedAlert(alert, payload)
-                group.alerts[entry.key] = entry
+            self._place(self.groups, self.router, GroupedAlert(alert, payload),
+                        lambda route, _key: (now + route.group_interval, True))
+
+    @staticmethod
+    def _place(groups: dict[str, Group], router: Router, entry: GroupedAlert,
+               timers: Callable[[Route, str], tuple[float, bool]]) -> None:
+        """Put ``entry`` into the group of every route it matches; a group made for it gets
+        ``timers(route, key)`` as its (next flush, already flushed)."""
+        for route in router.routes_for(entry.alert):
+            labels = route.group_labels(entry.alert)
+            key = group_key(route.id, labels)
+            group = groups.get(key)
+            if group is None:
+                next_flush, flushed = timers(route, key)
+                group = groups[key] = Group(route=route, key=key, labels=labels, next_flush=next_flush,
+                                            flushed=flushed)
+            group.alerts[entry.key] = entry
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -121,19 +123,14 @@ class Dispatcher:
         async with self._flushing:
             now = self._clock()
             old, self.groups, self.router = self.groups, {}, router
+
+            def timers(route: Route, key: str) -> tuple[float, bool]:
+                kept = old.get(key)
+                return (kept.next_flush, kept.flushed) if kept else (now + route.group_wait, False)
+
             for previous in old.values():
                 for entry in previous.alerts.values():
-                    for route in router.routes_for(entry.alert):
-                        labels = route.group_labels(entry.alert)
-                        key = group_key(route.id, labels)
-                        group = self.groups.get(key)
-                        if group is None:
-                            kept = old.get(key)
-                            group = self.groups[key] = Group(
-                                route=route, key=key, labels=labels,
-                                next_flush=kept.next_flush if kept else now + route.group_wait,
-                                flushed=kept.flushed if kept else False)
-                        group.alerts[entry.key] = entry
+                    self._place(self.groups, router, entry, timers)
         self._wakeup.set()
 
     async def flush_due(self) -> None:

@@ -145,7 +145,8 @@ class Deliverer:
         if next_due > now:
             return min(_IDLE_POLL, next_due - now)
         # Due work is waiting for a slot (a finished delivery wakes us) or for a rate-limit token.
-        refills = [bucket.next_token_at(now) - now for name, bucket in self._buckets.items() if quotas[name] == 0]
+        refills = [bucket.next_token_at(now) - now for name, bucket in self._buckets.items()
+                   if quotas.get(name, 0) == 0]
         return max(0.001, min([0.5, *refills]))
 
     def _quota(self, channel: str, now: float) -> int:

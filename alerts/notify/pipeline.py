@@ -47,10 +47,10 @@ class Pipeline:
     async def flush(self, groups: list[Group], now: float) -> None:
         """Run every stage for the groups due now; their notifications are written in one transaction."""
         candidates: list[tuple[Group, str, list[GroupedAlert]]] = []
+        moment = datetime.fromtimestamp(now, UTC)
         for group in groups:
             entries = self._unmuted(list(group.alerts.values()), self._inhibitor, now)
-            if group.route.mute_times and self._mute_times(group.route.mute_times,
-                                                           datetime.fromtimestamp(now, UTC)):
+            if group.route.mute_times and self._mute_times(group.route.mute_times, moment):
                 # Quiet hours: nothing is sent now. Firing alerts stay in the group and go out at the first
                 # flush after the mute window; events and resolved notices that fall inside it are dropped.
                 log.info("group %s muted by %s", group.key, ", ".join(group.route.mute_times))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,7 @@ class SqlStore(Store):
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on exit."""
-        if self._writer is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._writer, self.engine.begin() as conn:
+        async with self._writer or nullcontext(), self.engine.begin() as conn:
             yield conn
 
     def _insert(self, table: Table) -> Any:

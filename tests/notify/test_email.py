@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from alerts.errors import ConfigError, PermanentDeliveryError, RecoverableDelive
 from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.email import EmailChannel, EmailConfig, SmtpConfig
-from alerts.storage import Store, open_store
+from alerts.storage import Store
 from tests.service.test_delivery import call, send_alerts, start_run
 from tests.support.ports import free_port
 from tests.support.service import ServiceProcess
@@ -40,14 +40,6 @@ def smtp(certificates: Certificates) -> Iterator[SmtpServer]:
     server = SmtpServer(certificates).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from alerts.notify.nflog import LogEntry, NotificationLog, needs_update
-from alerts.storage import Store, open_store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    await store.open()
-    yield store
-    await store.close()
+from alerts.storage import Store
 
 
 async def test_entries_written_with_notifications_reload_after_eviction(store: Store) -> None:

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from alerts.model import Alert, AlertSource, AlertStatus, ApiKey, Notification, NotificationStatus, RunState, Severity
 from alerts.storage import NewRun, RecordBatch, RunExit, Store, open_store
 from alerts.storage.base import AlertCall, ChannelState, DeliveryAttempt
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    # PostgreSQL joins this fixture as a second parameter when its backend lands.
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def new_run(run_id: str = "r1") -> NewRun:

@@ -16,7 +16,7 @@ from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
 from alerts.notify.channels.base import Channel, ChannelConfig
-from alerts.notify.channels.http_clients import HttpClients
+from alerts.notify.channels.http_sender import HttpSender
 
 USER_AGENT = "runwatch-alerts/0.1"
 
@@ -107,7 +107,7 @@ class WebhookChannel(Channel):
         super().__init__(name)
         self._config = config
         self._public_url = public_url
-        self._http = HttpClients(timeout=config.timeout or timeout)
+        self._http = HttpSender(config.url, timeout=config.timeout or timeout)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         message = notification.message
@@ -135,14 +135,14 @@ class WebhookChannel(Channel):
             secret = self._config.secret.get_secret_value().encode()
             headers["X-Runwatch-Signature"] = sign(secret, int(time.time()), body)
         try:
-            response = await self._http.post(self._config.url, content=body, headers=headers)
+            response = await self._http.post(content=body, headers=headers)
         except httpx.TimeoutException:
             raise RecoverableDeliveryError(f"{self.name}: timed out") from None
         except httpx.TransportError as exc:
             # The exception text can contain the URL, which may carry a token: name only the kind.
             raise RecoverableDeliveryError(f"{self.name}: {type(exc).__name__}") from None
         classify_response(self.name, response, lambda: request_secrets(
-            self._config.url, {**self._config.headers, "X-Runwatch-Signature": headers.get("X-Runwatch-Signature", "")},
+            self._config.url, self._config.headers,
             [self._config.secret.get_secret_value()] if self._config.secret else []))
 
     async def aclose(self) -> None:

@@ -16,24 +16,23 @@ from collections.abc import Mapping
 import httpx
 
 
-class HttpClients:
-    def __init__(self, *, timeout: float) -> None:
+class HttpSender:
+    """POSTs to one URL, each request on an idle one-connection transport (or a new one)."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        self._url = url
         self._timeout = httpx.Timeout(timeout).as_dict()
+        self._proxy = _environment_proxy(httpx.URL(url))
         # One TLS context for all: building one loads the CA bundle, which costs milliseconds.
         self._tls = httpx.create_ssl_context()
-        self._idle: dict[str | None, list[httpx.AsyncHTTPTransport]] = {}
+        self._idle: list[httpx.AsyncHTTPTransport] = []
         self._all: list[httpx.AsyncHTTPTransport] = []
-        self._proxies: dict[str, str | None] = {}  # by URL: the environment is read once per URL
 
-    async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+    async def post(self, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """POST and read the whole answer; raises httpx's transport errors (timeouts, refused, ...)."""
-        request = httpx.Request("POST", url, content=content, headers=headers,
+        request = httpx.Request("POST", self._url, content=content, headers=headers,
                                 extensions={"timeout": self._timeout})
-        if url not in self._proxies:
-            self._proxies[url] = _environment_proxy(request.url)
-        proxy = self._proxies[url]
-        idle = self._idle.setdefault(proxy, [])
-        transport = idle.pop() if idle else self._new(proxy)
+        transport = self._idle.pop() if self._idle else self._new()
         try:
             response = await transport.handle_async_request(request)
             try:
@@ -42,10 +41,11 @@ class HttpClients:
                 await response.aclose()
             return response
         finally:
-            idle.append(transport)
+            self._idle.append(transport)
 
-    def _new(self, proxy: str | None) -> httpx.AsyncHTTPTransport:
-        transport = httpx.AsyncHTTPTransport(verify=self._tls, proxy=proxy, limits=httpx.Limits(max_connections=1))
+    def _new(self) -> httpx.AsyncHTTPTransport:
+        transport = httpx.AsyncHTTPTransport(verify=self._tls, proxy=self._proxy,
+                                             limits=httpx.Limits(max_connections=1))
         self._all.append(transport)
         return transport
 
