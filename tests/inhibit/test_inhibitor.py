@@ -36,6 +36,9 @@ def test_source_must_be_firing(spec_inhibitor: Inhibitor) -> None:
     assert not spec_inhibitor.inhibits(LOSS_R1, [LOSS_R1, LOSS_R2])
     assert not spec_inhibitor.inhibits(LOSS_R1, [])
     assert not spec_inhibitor.inhibits(LOSS_R1, iter([alert("run-crashed", "r2")]))
+    # The same target is inhibited once its source is among the firing alerts (any iterable of them).
+    assert spec_inhibitor.inhibits(LOSS_R1, [LOSS_R1, LOSS_R2, CRASH_R1])
+    assert spec_inhibitor.inhibits(LOSS_R1, iter([alert("run-crashed", "r2"), CRASH_R1]))
 
 
 def test_an_alert_does_not_inhibit_itself(spec_inhibitor: Inhibitor) -> None:

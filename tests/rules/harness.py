@@ -18,6 +18,7 @@ class Harness:
         self.tmp_path = tmp_path
         path = tmp_path / "rules.yaml"
         path.write_text(textwrap.dedent(rules_yaml))
+        self._channels = channels
         self.ruleset = load_rules([path], channels=channels)
         self.now = 1_800_000_000.0
         self.store: Store = open_store(f"sqlite:///{tmp_path / 'engine.db'}")
@@ -41,6 +42,14 @@ class Harness:
         """A new engine over the same store, as after a service restart."""
         self.engine = self._engine()
         await self.engine.start(self.ruleset)
+
+    async def reload(self) -> dict[str, list[str]]:
+        """Re-read ``rules.yaml`` and swap the rules in, in the order the service's reload uses: load
+        first (a mistake raises :class:`ConfigError` before the engine is touched), then ``engine.reload``."""
+        ruleset = load_rules([self.tmp_path / "rules.yaml"], channels=self._channels)
+        changes = await self.engine.reload(ruleset)
+        self.ruleset = ruleset
+        return changes
 
     async def close(self) -> None:
         await self.store.close()

@@ -40,9 +40,10 @@ async def test_a_run_that_never_logs_the_metric_is_absent(make_harness) -> None:
 async def test_ended_runs_are_never_absent(make_harness) -> None:  # type: ignore[no-untyped-def]
     h = await make_harness(RULES)
     await h.run()
+    await h.run("r2")  # the contrast: a run that keeps running, just as quiet
     await h.end("r1", RunState.FINISHED)
     await h.tick(3600)
-    assert h.fired() == []
+    assert sorted((a.rule, a.labels["run"]) for a in h.fired()) == [("run-hung", "r2"), ("val-missing", "r2")]
 
 
 async def test_late_points_after_a_crash_do_not_revive_the_run(make_harness) -> None:  # type: ignore[no-untyped-def]
@@ -52,5 +53,6 @@ async def test_late_points_after_a_crash_do_not_revive_the_run(make_harness) -> 
     await h.end("r1", RunState.CRASHED)
     h.runs["r1"].state = RunState.CRASHED  # what the store returns for the run from now on
     await h.log("r1", {"train/loss": 1.0})  # the SDK's final flush arrives after the crash verdict
+    await h.run("r2")  # the contrast: a run that keeps running, just as quiet
     await h.tick(3600)
-    assert h.fired() == []
+    assert sorted((a.rule, a.labels["run"]) for a in h.fired()) == [("run-hung", "r2"), ("val-missing", "r2")]

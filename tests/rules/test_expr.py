@@ -11,12 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.rules.expr import MAX_DEPTH, MAX_LENGTH, Expr, ExprError, parse_expr
 
 NAN, INF = math.nan, math.inf
+
+# A slow or busy machine must not fail a property test: no per-example deadline, no "too slow" check.
+_SLOW_MACHINE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def ev(text: str, values: Mapping[str, Any] | None = None) -> bool | None:
@@ -383,7 +386,7 @@ def test_comparisons_cannot_be_chained(text: str, column: int) -> None:
 ])
 def test_type_errors(text: str, column: int, message: str) -> None:
     exc = error(text)
-    assert str(exc) == message or str(exc).startswith(message), str(exc)
+    assert str(exc).startswith(message), str(exc)
     assert exc.column == column
 
 
@@ -468,10 +471,11 @@ def test_evaluation_is_fast() -> None:
     expr = parse_expr("`val/val_loss` - `train/train_loss` > 0.5 * `c`")
     values = {"val/val_loss": 1.2, "train/train_loss": 0.5, "c": 1.0}
     n = 100_000
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: other processes on a busy machine do not count.
+    start = time.process_time()
     for _ in range(n):
         expr.evaluate(values)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 1.0, f"{n / elapsed:.0f} evaluations/s"  # measured ~2e6/s; 1e5/s is the requirement
 
 
@@ -482,7 +486,7 @@ _FRAGMENTS = ["`a`", "`b/c`", "`", "x", "y.z", "abs", "min", "max", "sqrt", "and
               "1", "0", "2.5", "1e3", "1e", ".", " ", "'", '"', "__import__", "\n", "\x00", "é", "%"]
 
 
-@settings(max_examples=500)
+@settings(_SLOW_MACHINE, max_examples=500)
 @given(st.one_of(
     st.text(max_size=60),
     st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join),
@@ -494,7 +498,8 @@ def test_random_text_raises_only_expr_error(text: str) -> None:
     except ExprError as exc:
         assert exc.message and 1 <= exc.column <= len(text) + 1
         return
-    assert isinstance(expr, Expr) and expr.evaluate({}) in (True, False, None)
+    result = expr.evaluate({})
+    assert isinstance(expr, Expr) and (result is None or type(result) is bool), result
 
 
 # Random well-formed expressions, each with an independent reference interpreter of the documented semantics.
@@ -596,7 +601,7 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (a == b and type(a) is type(b))
 
 
-@settings(max_examples=400)
+@settings(_SLOW_MACHINE, max_examples=400)
 @given(_conditions, _values)
 def test_evaluate_never_raises_and_matches_the_reference(condition: tuple[str, _Ref], values: dict[str, float]) -> None:
     text, reference = condition
@@ -610,7 +615,7 @@ def test_evaluate_never_raises_and_matches_the_reference(condition: tuple[str, _
     assert described[0] is result
 
 
-@settings(max_examples=300)
+@settings(_SLOW_MACHINE, max_examples=300)
 @given(_comparison_parts, _values)
 def test_describe_matches_the_reference(parts: tuple[tuple[str, _Ref], str, tuple[str, _Ref]],
                                         values: dict[str, float]) -> None:
@@ -622,15 +627,15 @@ def test_describe_matches_the_reference(parts: tuple[tuple[str, _Ref], str, tupl
     assert result is (None if value is None or threshold is None else _ops[op](value, threshold))
 
 
-@settings(max_examples=300)
+@settings(_SLOW_MACHINE, max_examples=300)
 @given(st.sampled_from([
     "`val/val_loss` - `train/train_loss` > 0.5", "a / b >= c", "min(a, b, c) != max(a, b) * 0",
     "abs(a - b) / (abs(a) + abs(b)) < 1e-3", "not a > b or c == inf", "a * b - c <= -a / 0",
 ]), st.dictionaries(st.sampled_from(["a", "b", "c", "val/val_loss", "train/train_loss"]), _floats))
 def test_evaluate_never_raises_for_random_floats(text: str, values: dict[str, float]) -> None:
     expr = parse_expr(text)
-    assert expr.evaluate(values) in (True, False, None)
-    result, value, threshold = expr.describe(values)
-    assert result in (True, False, None)
+    result = expr.evaluate(values)
+    assert result is None or type(result) is bool, result
+    assert expr.describe(values)[0] is result
     if expr.keys <= values.keys():
-        assert expr.evaluate(values) is not None
+        assert result is not None

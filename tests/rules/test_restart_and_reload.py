@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from alerts.errors import ConfigError
-from alerts.rules.loader import load_rules
 
 RULES = """
 rules:
@@ -41,27 +42,36 @@ async def test_reload_keeps_unchanged_and_resolves_removed_or_changed(make_harne
     await h.run()
     await h.log("r1", {"acc": 0.1, "loss": float("nan")})
     assert len(h.fired()) == 3
-    path = tmp_path / "rules.yaml"
-    path.write_text(textwrap.dedent(RULES.replace('when: not finite', 'when: "> 100"')))
-    changes = await h.engine.reload(load_rules([path]))
+    (tmp_path / "rules.yaml").write_text(textwrap.dedent(RULES.replace('when: not finite', 'when: "> 100"')))
+    changes = await h.reload()
     assert changes == {"added": [], "changed": ["loss-nan"], "removed": ["gone-soon"], "unchanged": ["acc-low"]}
     reasons = sorted((a.rule, a.resolved_reason) for a in h.resolved())
     assert reasons == [("gone-soon", "rule removed"), ("loss-nan", "rule changed")]
     await h.log("r1", {"acc": 0.1})  # acc-low kept its firing state: no second notification
-    assert len(h.fired("acc-low")) == 1
+    (acc_low,) = h.fired("acc-low")
+    await h.log("r1", {"acc": 0.9})  # ...and is still evaluated: the same alert resolves
+    assert [(a.id, a.resolved_reason) for a in h.resolved("acc-low")] == [(acc_low.id, "condition cleared")]
 
 
 async def test_broken_reload_file_raises_and_engine_keeps_rules(make_harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h = await make_harness(RULES)
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("rules:\n  - name: x\n    metric: m\n    when: 'between 1 and 2'\n")
-    try:
-        load_rules([broken])
-    except ConfigError as exc:
-        assert exc.errors[0].startswith(f"{broken}:4:11: rule \"x\": when: invalid condition")
-    else:
-        raise AssertionError("expected a ConfigError")
+    await h.run()
+    await h.log("r1", {"acc": 0.1, "loss": 1.0})
+    (acc_low,) = h.fired()
+    path = tmp_path / "rules.yaml"  # the operator breaks the file the engine was started from, then reloads
+    path.write_text("rules:\n  - name: x\n    metric: m\n    when: 'between 1 and 2'\n")
+    with pytest.raises(ConfigError) as info:
+        await h.reload()
+    assert info.value.errors[0].startswith(f"{path}:4:11: rule \"x\": when: invalid condition")
     assert [rule.name for rule in h.engine.rules] == ["acc-low", "loss-nan"]
+    assert h.resolved() == []  # nothing was resolved as "rule removed"
+    # The old rules still evaluate, with their state: acc-low is not notified again, loss-nan fires.
+    await h.log("r1", {"acc": 0.1, "loss": float("nan")})
+    assert [a.rule for a in h.fired()] == ["acc-low", "loss-nan"] and h.fired()[0].id == acc_low.id
+    await h.log("r1", {"acc": 0.9, "loss": 1.0})
+    assert sorted((a.rule, a.resolved_reason) for a in h.resolved()) == [("acc-low", "condition cleared"),
+                                                                         ("loss-nan", "condition cleared")]
+    assert h.firing() == []
 
 
 async def test_ten_thousand_concurrent_runs(make_harness) -> None:  # type: ignore[no-untyped-def]

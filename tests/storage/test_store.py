@@ -43,11 +43,12 @@ async def test_records_are_applied_once_in_order(store: Store) -> None:
 
 async def test_end_run_only_from_running_and_events(store: Store) -> None:
     run, _ = await store.upsert_run(new_run(), 100.0)
+    assert [r.id for r in await store.find_silent_runs(1e12)] == ["r1"]  # running: silent since its contact
     event = await store.end_run(run.pk, RunExit(RunState.CRASHED, None, "silent", None, 200.0))
     assert event is not None and event.state is RunState.CRASHED
     assert await store.end_run(run.pk, RunExit(RunState.FINISHED, 0, None, None, 201.0)) is None
     assert [e.state for e in await store.list_run_events(run.pk)] == [RunState.RUNNING, RunState.CRASHED]
-    assert await store.find_silent_runs(1e12) == []
+    assert await store.find_silent_runs(1e12) == []  # ended: never silent again
 
 
 def _alert(call: AlertCall, suppressed: int) -> Alert:
