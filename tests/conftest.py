@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import compileall
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,22 @@ import pytest
 from alerts.storage import Store, open_store
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the suite's many interpreters share compiled bytecode.
+
+    Every test spawns interpreters (the service, its CLI, SDK scripts). Where the environment sets
+    ``PYTHONDONTWRITEBYTECODE=1`` (these machines do), each of them compiled every module of ``alerts``
+    and ``runwatch`` again. The children inherit this process's environment, so dropping the variable here
+    and compiling both packages once lets every child load cached bytecode instead.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
+    for package in (ROOT / "alerts", ROOT / "sdk" / "runwatch"):
+        compileall.compile_dir(package, quiet=1)
 
 
 @pytest.fixture

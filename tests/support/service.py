@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ class ServiceProcess:
             else:
                 settings[key] = value
         self.config_path.write_text(yaml.safe_dump(settings))
+        self.storage_url = f"sqlite:///{workdir / settings['storage']['url'].removeprefix('sqlite:///')}"
         self.process: subprocess.Popen[bytes] | None = None
         self._admin_key: str | None = None
 
@@ -51,8 +54,30 @@ class ServiceProcess:
                               check=check, timeout=60)
 
     def create_key(self, project: str | None = None, *, admin: bool = False) -> str:
-        args = ["keys", "create"] + (["--project", project] if project else []) + (["--admin"] if admin else [])
-        return self.cli(*args).stdout.strip()
+        """A new API key, made by the function behind ``alerts keys create`` in this process.
+
+        Spawning the CLI for every key cost a second of CPU each (an interpreter importing the service);
+        ``tests/service/test_api.py`` covers the CLI command itself.
+        """
+        from alerts.keys import create_key
+        from alerts.storage import open_store
+
+        async def make() -> str:
+            store = open_store(self.storage_url)
+            await store.open()
+            try:
+                return (await create_key(store, project=project, admin=admin))[1]
+            finally:
+                await store.close()
+
+        # Tests may call this from inside a running event loop (async tests): use a thread of its own.
+        secret: list[str] = []
+        worker = threading.Thread(target=lambda: secret.append(asyncio.run(make())))
+        worker.start()
+        worker.join(timeout=60)
+        if not secret:
+            raise RuntimeError(f"could not create a key in {self.storage_url}")
+        return secret[0]
 
     @property
     def admin_key(self) -> str:
@@ -60,7 +85,7 @@ class ServiceProcess:
             self._admin_key = self.create_key(admin=True)
         return self._admin_key
 
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "alerts", "serve", "--config", str(self.config_path)],
@@ -101,7 +126,7 @@ class ServiceProcess:
         headers = {"Authorization": f"Bearer {key or self.admin_key}", **kwargs.pop("headers", {})}
         return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
 
-    def wait_for(self, predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    def wait_for(self, predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
