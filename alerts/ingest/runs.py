@@ -86,12 +86,15 @@ class RunIngest:
     async def mark_silent_runs_crashed(self) -> list[RunEvent]:
         """The heartbeat-loss check, run periodically by the scheduler."""
         now = self._clock()
+        cutoff = now - self._heartbeat_timeout
         events = []
-        for run in await self._store.find_silent_runs(now - self._heartbeat_timeout):
+        for run in await self._store.find_silent_runs(cutoff):
             silent_for = now - run.last_contact
+            # silent_since: a heartbeat stored between the search and this write keeps the run alive.
             event = await self._store.end_run(run.pk, RunExit(
                 state=RunState.CRASHED, exit_code=None, console_tail=None, at=now,
-                reason=f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"))
+                reason=f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"),
+                silent_since=cutoff)
             if event is not None:
                 events.append(event)
                 await self._publish_event(event)

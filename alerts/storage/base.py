@@ -149,8 +149,13 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def end_run(self, run_pk: int, exit: RunExit) -> RunEvent | None:
-        """Move a running run to a terminal state; None if it was not running any more."""
+    async def end_run(self, run_pk: int, exit: RunExit, *,
+                      silent_since: float | None = None) -> RunEvent | None:
+        """Move a running run to a terminal state; None if it was not running any more.
+
+        With ``silent_since``, only while its last contact is still older than that: a heartbeat that
+        arrived after the run was found silent keeps it running.
+        """
 
     @abstractmethod
     async def find_silent_runs(self, last_contact_before: float) -> list[Run]:

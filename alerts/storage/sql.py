@@ -219,9 +219,10 @@ class SqlStore(Store):
                 return True, await _end_run(conn, run.pk, batch.exit)
         return True, None
 
-    async def end_run(self, run_pk: int, exit: RunExit) -> RunEvent | None:
+    async def end_run(self, run_pk: int, exit: RunExit, *,
+                      silent_since: float | None = None) -> RunEvent | None:
         async with self._begin() as conn:
-            return await _end_run(conn, run_pk, exit)
+            return await _end_run(conn, run_pk, exit, silent_since=silent_since)
 
     async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
         async with self.engine.connect() as conn:
@@ -502,9 +503,11 @@ async def _add_event(conn: AsyncConnection, run_pk: int, state: RunState, reason
     await conn.execute(t.run_events.insert().values(run_pk=run_pk, state=state.value, reason=reason, at=at))
 
 
-async def _end_run(conn: AsyncConnection, run_pk: int, exit: RunExit) -> RunEvent | None:
+async def _end_run(conn: AsyncConnection, run_pk: int, exit: RunExit, *,
+                   silent_since: float | None = None) -> RunEvent | None:
+    still = [] if silent_since is None else [t.runs.c.last_contact < silent_since]
     result = await conn.execute(update(t.runs).where(
-        t.runs.c.pk == run_pk, t.runs.c.state == RunState.RUNNING.value,
+        t.runs.c.pk == run_pk, t.runs.c.state == RunState.RUNNING.value, *still,
     ).values(state=exit.state.value, exit_code=exit.exit_code, failure_reason=exit.reason,
              console_tail=exit.console_tail, finished_at=exit.at))
     if not result.rowcount:

@@ -51,6 +51,17 @@ async def test_end_run_only_from_running_and_events(store: Store) -> None:
     assert await store.find_silent_runs(1e12) == []  # ended: never silent again
 
 
+async def test_a_silent_run_that_made_contact_since_is_not_ended(store: Store) -> None:
+    run, _ = await store.upsert_run(new_run(), 100.0)
+    assert [r.id for r in await store.find_silent_runs(150.0)] == ["r1"]
+    await store.touch_run(run.pk, 160.0)  # a heartbeat lands after the search
+    crash = RunExit(RunState.CRASHED, None, "silent", None, 170.0)
+    assert await store.end_run(run.pk, crash, silent_since=150.0) is None
+    current = await store.get_run("p", "r1")
+    assert current is not None and current.state is RunState.RUNNING
+    assert (await store.end_run(run.pk, crash, silent_since=165.0)) is not None  # silent again: ended
+
+
 def _alert(call: AlertCall, suppressed: int) -> Alert:
     return Alert(id="a-" + call.client_id, fingerprint="f", source=AlertSource.SDK, project="p", title=call.title,
                  text="", severity=Severity.INFO, labels={}, status=AlertStatus.FIRING, starts_at=call.at,
