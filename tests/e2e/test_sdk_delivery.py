@@ -3,46 +3,75 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.sdk_process import get_run, history, run_script, sdk_env, start_script
+import pytest
+
+from tests.e2e.sdk_process import (
+    Script,
+    get_run,
+    history,
+    run_script,
+    running_service,
+    sdk_env,
+    stored_alerts,
+    wait_until_all_delivered,
+)
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
+
+OUTAGE = 20.0  # long enough for the SDK's retries to reach their longest backoff (3 s) several times
+
+
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """For the tests that neither stop the service nor count its notifications; each has its own run ids."""
+    with running_service(tmp_path_factory.mktemp("service")) as service:
+        yield service
 
 
 def test_service_down_for_20s_mid_run_loses_nothing(service: ServiceProcess, tmp_path: Path) -> None:
     env = sdk_env(service, service.create_key("vision"), tmp_path)
-    process = start_script("""
-        import time, runwatch
+    with Script("""
+        import sys, time, runwatch
         runwatch.init(id="outage1")
         for step in range(3000):
-            runwatch.log({"loss": 1.0 / (step + 1), "step_copy": step})
-            if step % 100 == 0:
+            if step in (1000, 2000):    # the test takes the service down at 1000 and brings it back at 2000
                 print("AT", step, flush=True)
-            time.sleep(0.01)
+                sys.stdin.readline()
+            runwatch.log({"loss": 1.0 / (step + 1), "step_copy": step})
+            if 1000 <= step < 2000:
+                time.sleep(0.005)       # spread over the outage: new data meets every retry
         runwatch.alert(title="done", text="finished the loop", wait_duration=0)
         runwatch.finish()
-    """, env)
-    assert process.stdout is not None
-    while not process.stdout.readline().startswith("AT 300"):
-        pass
-    service.stop()
-    time.sleep(20)
-    service.start()
-    assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+    """, env) as script:
+        script.expect("AT 1000", timeout=120)
+        service.stop()
+        down_since = time.monotonic()
+        script.send()                   # steps 1000-1999 are logged while nobody answers
+        script.expect("AT 2000", timeout=120)
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
+        service.start()
+        script.send()
+        assert script.wait(timeout=180) == 0, script.stderr
+        assert "runwatch: service unreachable" in script.stderr  # the SDK did meet the outage
     rows = history(service, "outage1")
     assert [row["_step"] for row in rows] == list(range(3000))
     assert [row["step_copy"] for row in rows] == [float(s) for s in range(3000)]
     timestamps = [row["_timestamp"] for row in rows]
     assert timestamps == sorted(timestamps)
     assert get_run(service, "outage1")["state"] == "finished"
+    assert [alert["title"] for alert in stored_alerts(service, "outage1")] == ["done"]
 
 
-def test_fork_pool_inside_a_run_sends_nothing_twice(service: ServiceProcess, tmp_path: Path) -> None:
+def test_fork_pool_inside_a_run_sends_nothing_twice(shared_service: ServiceProcess, tmp_path: Path) -> None:
+    service = shared_service
     env = sdk_env(service, service.create_key("vision"), tmp_path)
     result = run_script("""
         import multiprocessing as mp, runwatch
@@ -75,22 +104,29 @@ def test_ten_thousand_alerts_make_one_notification(webhook_service: ServiceProce
     env = sdk_env(webhook_service, webhook_service.create_key("vision"), tmp_path)
     result = run_script("""
         import time, runwatch
-        runwatch.init(id="storm1")
+        # The service throttles on the alerts' own timestamps: this clock puts the 10,000 calls 2 s apart
+        # in all (inside the 3 s window however slow this machine is), then steps past the window.
+        now = [time.time()]
+        runwatch.init(id="storm1", clock=lambda: now[0])
         for i in range(10_000):
             runwatch.alert(title="Loss is NaN", text=f"call {i}", level="error", wait_duration=3)
-        time.sleep(3.5)
+            now[0] += 0.0002
+        now[0] += 3.5
         runwatch.alert(title="Loss is NaN", text="after the window", level="error", wait_duration=3)
         for i in range(3):
             runwatch.alert(title="every time", text=f"call {i}", wait_duration=0)
         runwatch.finish()
     """, env)
     assert result.returncode == 0, result.stderr
+    # finish() returned once the service had every call: the alerts it made are all stored by now.
+    stored = stored_alerts(webhook_service, "storm1")
+    assert sorted(a["text"] for a in stored) == ["after the window", "call 0", "call 0", "call 1", "call 2"]
 
     def alerts() -> list[dict[str, object]]:
         return [a for payload in webhook_receiver.payloads() for a in payload["alerts"]]
 
-    webhook_service.wait_for(lambda: len(alerts()) >= 5, timeout=30)
-    time.sleep(1.0)
+    webhook_service.wait_for(lambda: len(alerts()) >= 5, timeout=60)
+    wait_until_all_delivered(webhook_service)
     nan = [a for a in alerts() if a["title"] == "Loss is NaN"]
     assert [a["text"] for a in nan] == ["call 0", "after the window"]  # exactly one inside the window
     assert nan[1]["suppressed_count"] == 9999
@@ -112,27 +148,40 @@ def test_offline_run_synced_later(webhook_service: ServiceProcess, webhook_recei
         runwatch.finish()
     """, env)
     assert result.returncode == 0, result.stderr
+    # Offline, the service heard nothing: no run, no alert, nothing to notify.
     assert webhook_service.api("GET", "/api/v1/runs/vision/off1").status_code == 404
-    time.sleep(0.5)
-    assert webhook_receiver.requests == []
+    assert webhook_service.api("GET", "/api/v1/alerts?project=vision").json()["alerts"] == []
+    assert webhook_service.api("GET", "/api/v1/notifications").json()["notifications"] == []
+    run_dir = tmp_path / "runs" / "run-off1"
+    shutil.copy(run_dir / "spool.jsonl", tmp_path / "spool-copy.jsonl")
     env.pop("RUNWATCH_MODE")
-    sync = subprocess.run([sys.executable, "-m", "runwatch.cli", "sync", str(tmp_path / "runs")], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert sync.returncode == 0, sync.stderr
+
+    def sync() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "runwatch.cli", "sync", str(tmp_path / "runs")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    assert "vision/off1 records=102 alerts=1 ok" in sync().stdout
     assert [row["_step"] for row in history(webhook_service, "off1")] == list(range(100))
     run = get_run(webhook_service, "off1")
     assert run["state"] == "finished" and run["config"] == {"lr": 0.1}
     (request,) = webhook_receiver.wait_for(1)
     alert = request.json()["alerts"][0]
     assert alert["title"] == "offline alert" and alert["delayed"] is True
-    # Syncing again uploads nothing twice.
-    subprocess.run([sys.executable, "-m", "runwatch.cli", "sync", str(tmp_path / "runs")], env=env,
-                   capture_output=True, text=True, timeout=120, check=True)
-    time.sleep(0.5)
-    assert len(history(webhook_service, "off1")) == 100 and len(webhook_receiver.requests) == 1
+    # Syncing again uploads nothing twice: the synced run is not sent again, and a spool sent a second
+    # time (a sync cut off before it could mark the run synced) is recognised by the service.
+    assert "nothing to sync" in sync().stdout
+    shutil.copy(tmp_path / "spool-copy.jsonl", run_dir / "spool.jsonl")
+    assert "vision/off1" in sync().stdout
+    assert len(history(webhook_service, "off1")) == 100
+    assert [a["title"] for a in stored_alerts(webhook_service, "off1")] == ["offline alert"]
+    wait_until_all_delivered(webhook_service)
+    assert len(webhook_receiver.requests) == 1
 
 
-def test_login_verifies_and_stores_the_key(service: ServiceProcess, tmp_path: Path) -> None:
+def test_login_verifies_and_stores_the_key(shared_service: ServiceProcess, tmp_path: Path) -> None:
+    service = shared_service
     key = service.create_key("vision")
     env = sdk_env(service, key, tmp_path)
     env.pop("RUNWATCH_API_KEY")
@@ -160,7 +209,8 @@ def test_login_verifies_and_stores_the_key(service: ServiceProcess, tmp_path: Pa
     assert result.returncode != 0 and "RUNWATCH_API_KEY" in result.stderr
 
 
-def test_export_api(service: ServiceProcess, tmp_path: Path) -> None:
+def test_export_api(shared_service: ServiceProcess, tmp_path: Path) -> None:
+    service = shared_service
     env = sdk_env(service, service.create_key("vision"), tmp_path)
     result = run_script("""
         import math, json, runwatch

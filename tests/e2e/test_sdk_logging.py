@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.sdk_process import get_run, history, run_script, sdk_env
+import pytest
+
+from tests.e2e.sdk_process import get_run, history, run_script, running_service, sdk_env
 from tests.support.service import ServiceProcess
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One service for the module's tests; each uses its own run ids."""
+    with running_service(tmp_path_factory.mktemp("service")) as service:
+        yield service
 
 
 def test_step_commit_table_end_to_end(service: ServiceProcess, tmp_path: Path) -> None:
@@ -25,7 +35,11 @@ def test_step_commit_table_end_to_end(service: ServiceProcess, tmp_path: Path) -
         runwatch.finish()
     """, env)
     assert result.returncode == 0, result.stderr
-    assert "step 3" in result.stderr and "5" in result.stderr  # one warning naming both steps
+    # One warning, naming the dropped step and the current one.
+    warnings = [line for line in result.stderr.splitlines() if "steps must increase" in line]
+    assert warnings == ["runwatch: tried to log to step 3, which is before the current step 5; steps must "
+                        "increase, so this data is dropped"], result.stderr
+    assert "STEP 8" in result.stdout.splitlines()
     rows = history(service, "steps1")
     data = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
     assert [row["_step"] for row in rows] == [0, 1, 5, 7]
@@ -64,7 +78,8 @@ def test_value_types_config_and_summary(service: ServiceProcess, tmp_path: Path)
         runwatch.finish()
     """, env)
     assert result.returncode == 0, result.stderr
-    assert "CONFIG-ERROR" in result.stdout and "lr" in result.stdout
+    [config_error] = [line for line in result.stdout.splitlines() if line.startswith("CONFIG-ERROR")]
+    assert "config key 'lr' already has value 0.1; refusing to change it to 0.2" in config_error
     rows = history(service, "types1")
     assert len(rows) == 3
     assert rows[0]["np"] == 0.25 and rows[0]["arr"] == 7.0 and rows[0]["t"] == 1.5 and rows[0]["flag"] == 1.0

@@ -5,16 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.sdk_process import running_service, stored_alerts, wait_until_all_delivered
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One service for the examples that only log; each example writes to its own project."""
+    with running_service(tmp_path_factory.mktemp("service")) as service:
+        yield service
 
 
 def run_example(name: str, service: ServiceProcess, project: str, tmp_path: Path, *args: str,
@@ -81,13 +89,16 @@ def test_alert_low_accuracy_sends_one_alert_and_finishes(webhook_service: Servic
 
     [run] = runs_of(webhook_service, "alerts-demo")
     assert alert["run"]["id"] == run["id"]
-    assert webhook_service.wait_for(lambda: runs_of(webhook_service, "alerts-demo")[0]["state"] == "finished")
+    assert run["state"] == "finished"  # finish() returned after the service had the run's end
     rows = history(webhook_service, "alerts-demo", run["id"])
     # The loop stops at the first low value: it is the last row, and the only one at or below 0.3.
     assert rows[-1]["Accuracy"] == accuracy
     assert [row["Accuracy"] for row in rows if row["Accuracy"] <= 0.3] == [accuracy]
 
-    time.sleep(2)  # anything else the service would send for this run goes out immediately (group_wait 0s)
+    # One alert was made (the service stores each when the call arrives, before the script's finish()
+    # returns), and its one notification was delivered once.
+    assert [a["title"] for a in stored_alerts(webhook_service, run["id"], project="alerts-demo")] == ["Low accuracy"]
+    wait_until_all_delivered(webhook_service)
     assert len(webhook_receiver.requests) == 1
 
 

@@ -36,10 +36,12 @@ class FakeTransport:
         self.refuse_records: int | None = None
         self.lock = threading.Lock()
         self.last_seq = 0
+        self.failed: list[str] = []  # paths of the calls made while ``down``
 
     def request(self, method: str, path: str, body: bytes | None = None) -> Result:
         with self.lock:
             if self.down:
+                self.failed.append(path)
                 return Result("transient", None, None, "connection error: down")
             payload = json.loads(body) if body else None
             self.calls.append((path, payload))

@@ -20,7 +20,7 @@ def run_script(tmp_path: Path, body: str) -> tuple[subprocess.CompletedProcess[s
         "run = runwatch.init(project='p', id='life1', mode='offline')\n" + textwrap.dedent(body)
     )
     env = {**os.environ, "RUNWATCH_DIR": str(tmp_path / "rw")}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     spool = tmp_path / "rw" / "run-life1" / "spool.jsonl"
     lines = [json.loads(x) for x in spool.read_text().splitlines()] if spool.exists() else []
     return proc, lines

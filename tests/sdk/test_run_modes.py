@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,12 +86,25 @@ def test_env_mode_and_project(monkeypatch: pytest.MonkeyPatch) -> None:
         runwatch.init(mode="sideways")
 
 
+def wait_child(pid: int, *, timeout: float) -> int:
+    """The exit code of a forked child; a child still running after ``timeout`` s is killed and fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the forked child was still running after {timeout}s")
+        time.sleep(0.01)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_never_writes_to_the_parents_run() -> None:
     run = offline()
     run.log({"parent": 1})
     run._flush()
-    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: log a lot, alert, finish, exit without atexit surprises
         code = 0
@@ -100,13 +115,8 @@ def test_forked_child_never_writes_to_the_parents_run() -> None:
             runwatch.finish()
         except BaseException:
             code = 1
-        os.write(w, b"done")
         os._exit(code)
-    os.close(w)
-    os.read(r, 10)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_child(pid, timeout=60) == 0
     run.log({"parent": 2})
     run.finish()
     lines = spool_lines(run)

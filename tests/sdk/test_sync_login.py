@@ -46,10 +46,16 @@ def test_sync_failure_keeps_spool() -> None:
     assert (run.dir / "spool.jsonl").exists()
 
 
+class _AuthServer(http.server.ThreadingHTTPServer):
+    seen: list[tuple[str, str | None]]  # (path, Authorization header) of every request
+
+
 class _AuthHandler(http.server.BaseHTTPRequestHandler):
     good_key = "good-key"
+    server: _AuthServer
 
     def do_GET(self) -> None:  # noqa: N802
+        self.server.seen.append((self.path, self.headers.get("Authorization")))
         ok = self.path == "/api/v1/auth" and self.headers.get("Authorization") == f"Bearer {self.good_key}"
         body = json.dumps({"project": "p", "admin": False} if ok else {"detail": "bad key"}).encode()
         self.send_response(200 if ok else 401)
@@ -63,22 +69,35 @@ class _AuthHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def auth_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthHandler)
+def auth_server_seen() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """The server's URL and the list of the requests it got."""
+    server = _AuthServer(("127.0.0.1", 0), _AuthHandler)
+    server.seen = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}", server.seen
     server.shutdown()
     server.server_close()
 
 
-def test_login_verifies_and_stores_key_with_mode_0600(auth_server: str) -> None:
+@pytest.fixture
+def auth_server(auth_server_seen: tuple[str, list[tuple[str, str | None]]]) -> str:
+    return auth_server_seen[0]
+
+
+def test_login_verifies_and_stores_key_with_mode_0600(
+        auth_server_seen: tuple[str, list[tuple[str, str | None]]]) -> None:
+    auth_server, seen = auth_server_seen
     assert runwatch.login("good-key", host=auth_server)
+    assert seen == [("/api/v1/auth", "Bearer good-key")]  # verified before it was stored
     path = credentials_path()
     assert path.is_relative_to(Path(os.environ["HOME"]))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_api_key(auth_server) == "good-key"
+    before = path.read_bytes()
     assert runwatch.login(host=auth_server)  # configured: only verifies
+    assert seen[1:] == [("/api/v1/auth", "Bearer good-key")]
+    assert path.read_bytes() == before
 
 
 def test_login_refused_key_is_not_stored_and_not_echoed(auth_server: str) -> None:
@@ -100,7 +119,10 @@ def test_cli_login_and_env_wins_over_file(auth_server: str, monkeypatch: pytest.
     monkeypatch.setenv("RUNWATCH_BASE_URL", auth_server)
     from runwatch.settings import resolve_settings
 
-    assert resolve_settings().api_key == "from-env"
+    from_env = resolve_settings()
+    assert from_env.api_key == "from-env"
+    assert "from-env" not in repr(from_env)  # a secret: never in a log line or a traceback
     monkeypatch.delenv("RUNWATCH_API_KEY")
-    assert resolve_settings().api_key == "good-key"
-    assert "from-env" not in repr(resolve_settings(None))
+    from_file = resolve_settings()
+    assert from_file.api_key == "good-key"
+    assert "good-key" not in repr(from_file)
