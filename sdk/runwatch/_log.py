@@ -24,6 +24,6 @@ def log_once(kind: str, message: str, *args: object, level: int = logging.WARNIN
 
 
 def reset_log_once() -> None:
-    """Forget which kinds were logged (tests, and a fresh run after init)."""
+    """Forget which kinds were logged (for tests)."""
     with _lock:
         _seen.clear()

@@ -172,7 +172,7 @@ def test_reload_via_api_and_sighup(rules_service: ServiceProcess, tmp_path: Path
     rules.write_text(RULES)
     assert rules_service.process is not None
     rules_service.process.send_signal(signal.SIGHUP)
-    rules_service.wait_for(lambda: "reloaded the config: 4 rules" in rules_service.log_text(), timeout=10)
+    rules_service.wait_for(lambda: "reloaded the config: 4 rules" in rules_service.log_text())
     assert rules_service.api("GET", "/healthz").status_code == 200
 
 

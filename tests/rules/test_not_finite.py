@@ -29,4 +29,10 @@ async def test_smoothed_not_finite_sees_nan_inside_the_window(make_harness) -> N
     h = await make_harness(RULE.replace("when: not finite", "when: not finite\n    over: {last: 3}"))
     await h.run()
     await h.series("r1", "train/loss", [1.0, NAN, 1.0])
-    assert len(h.fired()) == 1
+    (alert,) = h.fired()
+    assert alert.step == 2  # the first full window, with the NaN inside it (the raw NaN was at step 1)
+    assert h.resolved() == []
+    await h.log("r1", {"train/loss": 1.0})  # step 3: the NaN is still one of the last 3 points
+    assert h.resolved() == []
+    await h.log("r1", {"train/loss": 1.0})  # step 4: it left the window
+    assert [a.id for a in h.resolved()] == [alert.id]

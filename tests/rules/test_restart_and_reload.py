@@ -53,7 +53,7 @@ async def test_reload_keeps_unchanged_and_resolves_removed_or_changed(make_harne
     assert [(a.id, a.resolved_reason) for a in h.resolved("acc-low")] == [(acc_low.id, "condition cleared")]
 
 
-async def test_broken_reload_file_raises_and_engine_keeps_rules(make_harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_broken_rule_file_is_refused_before_the_engine_which_keeps_evaluating(make_harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
     h = await make_harness(RULES)
     await h.run()
     await h.log("r1", {"acc": 0.1, "loss": 1.0})

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from runwatch import _session
+from runwatch._log import reset_log_once
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("RUNWATCH_DIR", str(tmp_path / "rw"))
+    reset_log_once()  # each test sees the SDK's once-per-process warnings afresh
     yield tmp_path
     run = _session.active_run()
     if run is not None:

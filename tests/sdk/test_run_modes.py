@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import runwatch
 from _sdkutil import QUIET, history, offline, spool_lines
+from runwatch._log import reset_log_once
 
 
 def test_offline_spool_has_init_history_alerts_exit_in_order() -> None:
@@ -102,17 +104,26 @@ def wait_child(pid: int, *, timeout: float) -> int:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_never_writes_to_the_parents_run() -> None:
-    run = offline()
+    # A child that believed it owned the run would wait in finish() for a sender it does not have: with
+    # this finish timeout it would outlive wait_child's deadline instead of passing after a while.
+    run = offline(settings={"finish_timeout": 600})
     run.log({"parent": 1})
     run._flush()
     pid = os.fork()
     if pid == 0:  # child: log a lot, alert, finish, exit without atexit surprises
         code = 0
         try:
+            seen: list[str] = []
+            handler = logging.Handler()
+            handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+            logging.getLogger("runwatch").addHandler(handler)
+            reset_log_once()
             for i in range(100):
                 runwatch.log({"child": i})
             run.alert("child", "x")
             runwatch.finish()
+            if not any("log() in a forked child process is ignored" in message for message in seen):
+                code = 2  # the child did not know the run is the parent's
         except BaseException:
             code = 1
         os._exit(code)

@@ -127,16 +127,19 @@ def test_outage_spills_to_spool_and_replays_in_order_then_clears() -> None:
     assert not (run.dir / SPOOL_NAME).exists()
 
 
-def test_memory_bound_spills_to_spool_without_dropping() -> None:
+def test_memory_bound_spills_to_spool_without_dropping(caplog) -> None:  # type: ignore[no-untyped-def]
     fake = FakeTransport()
-    fake.down = True
     run = online(fake, max_queue_bytes=2000)
-    for i in range(200):
-        run.log({"i": i, "pad": 1.0})
-    assert wait_for(lambda: (run.dir / SPOOL_NAME).exists())
-    fake.down = False
+    assert wait_for(lambda: run.url == "http://svc/r")  # the service is up and answered the init
+    # Holding the sender's lock keeps it from draining while the loop logs: 200 rows, well over 2,000 bytes,
+    # reach its memory buffer at once, however fast or slow this machine is.
+    with caplog.at_level("WARNING", logger="runwatch"), run._sender.lock:  # type: ignore[union-attr]
+        for i in range(200):
+            run.log({"i": i, "pad": 1.0})
+    assert wait_for(lambda: "more than 2000 bytes queued in memory" in caplog.text), caplog.text
     run.finish()
     assert [r["data"]["i"] for r in fake.records() if r["type"] == "history"] == list(range(200))
+    assert not (run.dir / SPOOL_NAME).exists()  # replayed from the spool, then cleared
 
 
 def test_permanent_refusal_keeps_data_on_disk_and_continues() -> None:
@@ -170,7 +173,8 @@ def test_finish_timeout_leaves_everything_in_spool_with_sync_hint(capsys) -> Non
 def test_heartbeat_when_quiet() -> None:
     fake = FakeTransport()
     run = online(fake)
-    assert wait_for(lambda: fake.paths()[:1] == ["runs"])
+    # Wait for the init's answer to be applied (it sets the url), or it would overwrite the shorter interval.
+    assert wait_for(lambda: run.url == "http://svc/r")
     # The init answer said 10 s (as the service would); shorten it so the test stays fast.
     run._sender.heartbeat_interval = 0.05  # type: ignore[union-attr]
     run._sender.wake()  # type: ignore[union-attr]

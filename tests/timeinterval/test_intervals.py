@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,10 +170,17 @@ def test_dst_day_in_berlin() -> None:
     assert not sunday.contains(utc(2026, 3, 29, 22, 0))  # Monday 00:00 CEST
 
 
-def test_naive_moment_is_utc() -> None:
-    night = interval(times=["22:00-23:00"], location="Europe/Berlin")
-    assert night.contains(datetime(2026, 1, 5, 21, 30))
-    assert not night.contains(datetime(2026, 1, 5, 22, 30))
+def test_naive_moment_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a host whose local zone is UTC, "naive means local" would pass too: run it in another zone.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        night = interval(times=["22:00-23:00"], location="Europe/Berlin")
+        assert night.contains(datetime(2026, 1, 5, 21, 30))
+        assert not night.contains(datetime(2026, 1, 5, 22, 30))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_dump_keeps_the_written_form() -> None:
