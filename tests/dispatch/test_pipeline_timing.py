@@ -6,16 +6,19 @@ because the machines are shared: the assertions are on what arrives and in which
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.receiver import WebhookReceiver
+from tests.service.outbox import wait_settled
+from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.service import ServiceProcess
 
 RULES = """
@@ -60,6 +63,32 @@ def summary(payload: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
     return payload["status"], sorted((a["rule"], a["labels"]["run"], a["status"]) for a in payload["alerts"])
 
 
+def carrying(*alerts: tuple[str, str, str]) -> Callable[[list[ReceivedRequest]], bool]:
+    """A receiver predicate: some request carries every one of ``alerts`` (rule, run, status)."""
+    return lambda requests: any(set(alerts) <= set(summary(r.json())[1]) for r in requests)
+
+
+def firing_runs(payload: dict[str, Any]) -> list[str]:
+    return sorted(a["labels"]["run"] for a in payload["alerts"] if a["status"] == "firing")
+
+
+def alerts_with(service: ServiceProcess, status: str) -> list[tuple[str, str]]:
+    """(rule, run) of the service's stored alerts with ``status``."""
+    found = service.api("GET", f"/api/v1/alerts?project=vision&status={status}").json()["alerts"]
+    return sorted((a["rule"], a["labels"]["run"]) for a in found)
+
+
+def quiet_hours(start: int, end: int) -> dict[str, Any]:
+    """A daily UTC interval from ``start`` to ``end`` minutes from now: with an hour's margin on either
+    side of the present it holds (or not) for the whole test, whatever the time of day, midnight too."""
+    now = datetime.now(UTC)
+
+    def hhmm(minutes: int) -> str:
+        return f"{now + timedelta(minutes=minutes):%H:%M}"
+
+    return {"times": [f"{hhmm(start)}-{hhmm(end)}"], "location": "UTC"}
+
+
 @pytest.fixture
 def make_service(service_factory: Callable[..., ServiceProcess], webhook_receiver: WebhookReceiver,
                  tmp_path: Path) -> Callable[..., ServiceProcess]:
@@ -79,67 +108,84 @@ def make_service(service_factory: Callable[..., ServiceProcess], webhook_receive
 
 
 def test_group_wait_batches_alerts_of_one_group(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
-    driver = Driver(make_service(defaults={"group_wait": "2s"}))
+    service = make_service(defaults={"group_wait": "5s"})  # the two posts after the first alert fit in it
+    driver = Driver(service)
     for run in ("r1", "r2", "r3"):
         driver.run(run)
+    for run in ("r1", "r2", "r3"):
         driver.log(run, loss=5.0)
-    (request,) = webhook_receiver.wait_for(1, timeout=20)
-    time.sleep(1.5)
-    assert len(webhook_receiver.requests) == 1
+    (request,) = webhook_receiver.wait_for(1, timeout=30)
     assert summary(request.json()) == ("firing", [("loss-high", "r1", "firing"), ("loss-high", "r2", "firing"),
                                                   ("loss-high", "r3", "firing")])
     assert request.json()["group_labels"] == {"project": "vision", "rule": "loss-high"}
+    # Nothing else was sent for the three: the next alert to join the group is the next message.
+    driver.run("r4")
+    driver.log("r4", loss=5.0)
+    webhook_receiver.wait_until(carrying(("loss-high", "r4", "firing")), what="r4's notification")
+    assert len(wait_settled(service, ["hook"], count=2)) == 2
+    assert [firing_runs(p) for p in received(webhook_receiver)] == [["r1", "r2", "r3"], ["r1", "r2", "r3", "r4"]]
 
 
 def test_resolved_is_sent_and_repeat_interval_repeats(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
     driver = Driver(make_service(defaults={"repeat_interval": "3s", "group_wait": "0s"}))
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    webhook_receiver.wait_for(1, timeout=20)
-    webhook_receiver.wait_for(2, timeout=20)  # the repeat, with nothing changed
+    webhook_receiver.wait_for(2, timeout=30)  # the first and its repeat, with nothing changed
     payloads = received(webhook_receiver)
     assert [summary(p) for p in payloads[:2]] == [("firing", [("loss-high", "r1", "firing")])] * 2
     driver.log("r1", loss=0.5)
-    deadline = time.monotonic() + 20
-    while not any(p["status"] == "resolved" for p in received(webhook_receiver)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    resolved = [p for p in received(webhook_receiver) if p["status"] == "resolved"]
-    assert summary(resolved[0]) == ("resolved", [("loss-high", "r1", "resolved")])
-    assert resolved[0]["alerts"][0]["resolved_reason"] == "condition cleared"
+    requests = webhook_receiver.wait_until(carrying(("loss-high", "r1", "resolved")), what="the resolved notice")
+    (resolved,) = [r.json() for r in requests if r.json()["status"] == "resolved"]
+    assert summary(resolved) == ("resolved", [("loss-high", "r1", "resolved")])
+    assert resolved["alerts"][0]["resolved_reason"] == "condition cleared"
 
 
 def test_without_send_resolved_nothing_is_sent_on_resolve(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
-    driver = Driver(make_service(defaults={"send_resolved": False, "group_wait": "0s"}))
+    service = make_service(defaults={"send_resolved": False, "group_wait": "0s"})
+    driver = Driver(service)
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    webhook_receiver.wait_for(1, timeout=20)
+    webhook_receiver.wait_for(1, timeout=30)
     driver.log("r1", loss=0.5)
-    time.sleep(3)
-    assert [p["status"] for p in received(webhook_receiver)] == ["firing"]
+    assert alerts_with(service, "resolved") == [("loss-high", "r1")]  # it did resolve
+    # The next alert of the same group is the next message, and carries no resolved notice either.
+    driver.run("r2")
+    driver.log("r2", loss=5.0)
+    webhook_receiver.wait_until(carrying(("loss-high", "r2", "firing")), what="r2's notification")
+    assert len(wait_settled(service, ["hook"], count=2)) == 2
+    assert [summary(p) for p in received(webhook_receiver)] == [("firing", [("loss-high", "r1", "firing")]),
+                                                                ("firing", [("loss-high", "r2", "firing")])]
 
 
 def test_silence_added_and_expired_mid_stream(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
-    service = make_service(defaults={"group_wait": "0s", "repeat_interval": "2s"})
+    service = make_service(defaults={"group_wait": "0s"})
     driver = Driver(service)
+    for run in ("r1", "r3"):
+        driver.run(run)
+        driver.log(run, loss=5.0)
+    webhook_receiver.wait_until(lambda rs: any(firing_runs(r.json()) == ["r1", "r3"] for r in rs),
+                                what="the group with r1 and r3")
+    before = wait_settled(service, ["hook"], count=1)  # what came before the silence was delivered
+    assert {n["status"] for n in before} == {"delivered"} and len(webhook_receiver.requests) == len(before)
+    # Mid-stream, with r1 firing and notified: a silence for r1 and r2.
     response = service.api("POST", "/api/v1/silences", json={
         "matchers": ["rule=loss-high", "run=~r[12]"], "duration": "1h", "created_by": "test", "comment": "maint"})
     assert response.status_code == 200, response.text
     silence_id = response.json()["id"]
-    for run in ("r1", "r3"):
-        driver.run(run)
-        driver.log(run, loss=5.0)
-    (first,) = webhook_receiver.wait_for(1, timeout=20)
-    assert summary(first.json())[1] == [("loss-high", "r3", "firing")]  # r1 is silenced
     shown = service.api("GET", "/api/v1/alerts?project=vision&status=firing").json()["alerts"]
     assert {a["labels"]["run"]: a["silenced_by"] for a in shown} == {"r1": [silence_id], "r3": []}
+    for run in ("r2", "r4"):  # r2 fires silenced; r4 is not silenced and makes the group send
+        driver.run(run)
+        driver.log(run, loss=5.0)
+    webhook_receiver.wait_until(carrying(("loss-high", "r4", "firing")), what="r4's notification")
+    during = wait_settled(service, ["hook"], count=len(before) + 1)
+    assert [firing_runs(p) for p in received(webhook_receiver)[len(before):]] == [["r3", "r4"]]  # r1, r2 silenced
     assert service.api("DELETE", f"/api/v1/silences/{silence_id}").json()["state"] == "expired"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        runs = [sorted(a["labels"]["run"] for a in p["alerts"]) for p in received(webhook_receiver)]
-        if ["r1", "r3"] in runs:
-            break
-        time.sleep(0.1)
-    assert ["r1", "r3"] in runs  # once the silence expired, r1 is notified (with the group)
+    # Once the silence expired, r1 and r2 are notified with the group at its next flush.
+    webhook_receiver.wait_until(lambda rs: any(firing_runs(r.json()) == ["r1", "r2", "r3", "r4"] for r in rs),
+                                what="the group with r1 and r2 again")
+    wait_settled(service, ["hook"], count=len(during) + 1)
+    assert [firing_runs(p) for p in received(webhook_receiver)[len(during):]] == [["r1", "r2", "r3", "r4"]]
 
 
 def test_silence_cli(make_service) -> None:  # type: ignore[no-untyped-def]
@@ -147,6 +193,7 @@ def test_silence_cli(make_service) -> None:  # type: ignore[no-untyped-def]
     result = service.cli("silence", "add", "--match", "project=vision", "--match", "severity=~warn.*",
                          "--for", "2h", "--comment", "noisy", "--author", "ops")
     silence_id = result.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f-]{36}", silence_id), result.stdout  # the id alone, a UUID
     listing = service.cli("silence", "list").stdout
     assert silence_id in listing and 'severity=~"warn.*"' in listing and "active" in listing
     assert service.cli("silence", "add", "--match", "bad matcher", "--comment", "x", check=False).returncode == 1
@@ -157,35 +204,65 @@ def test_silence_cli(make_service) -> None:  # type: ignore[no-untyped-def]
 
 def test_inhibition_while_the_source_fires_and_after_it_resolves(make_service,  # type: ignore[no-untyped-def]
                                                                   webhook_receiver: WebhookReceiver) -> None:
-    driver = Driver(make_service(defaults={"group_wait": "0s", "group_by": ["project", "run"]},
-                                 inhibit=[{"source": {"rule": "run-crashed"}, "target": {}, "equal": ["run"]}]))
+    service = make_service(defaults={"group_wait": "0s", "group_by": ["project", "run"]},
+                           inhibit=[{"source": {"rule": "loss-high"}, "target": {"rule": "acc-low"}, "equal": ["run"]}])
+    driver = Driver(service)
+    driver.run("r1")
+    driver.run("r2")
+    driver.log("r1", loss=5.0, acc=0.1)  # both fire together; r1's acc-low is inhibited by r1's loss-high
+    (first,) = webhook_receiver.wait_for(1, timeout=30)
+    assert alerts_with(service, "firing") == [("acc-low", "r1"), ("loss-high", "r1")]
+    assert summary(first.json()) == ("firing", [("loss-high", "r1", "firing")])  # the same flush left it out
+    driver.log("r2", acc=0.1)  # another run's acc-low: no equal source, not inhibited
+    webhook_receiver.wait_until(carrying(("acc-low", "r2", "firing")), what="r2's acc-low")
+    driver.log("r1", loss=0.5)  # the source resolves: r1's acc-low, still firing, goes out with that flush
+    webhook_receiver.wait_until(carrying(("acc-low", "r1", "firing")), what="r1's acc-low after the source resolved")
+    assert len(wait_settled(service, ["hook"], count=3)) == 3
+    assert [summary(p) for p in received(webhook_receiver)] == [
+        ("firing", [("loss-high", "r1", "firing")]),
+        ("firing", [("acc-low", "r2", "firing")]),
+        ("firing", [("acc-low", "r1", "firing"), ("loss-high", "r1", "resolved")])]
+
+
+def test_a_crashed_run_inhibits_the_other_notices_of_its_run(make_service,  # type: ignore[no-untyped-def]
+                                                            webhook_receiver: WebhookReceiver) -> None:
+    service = make_service(defaults={"group_wait": "0s", "group_by": ["project", "run"]},
+                           inhibit=[{"source": {"rule": "run-crashed"}, "target": {}, "equal": ["run"]}])
+    driver = Driver(service)
     driver.run("r1")
     driver.run("r2")
     driver.log("r1", acc=0.1)
-    webhook_receiver.wait_for(1, timeout=20)
-    driver.fail("r1")  # run-crashed fires for r1: r1's other alerts are inhibited from now on
-    driver.log("r2", acc=0.1)
-    time.sleep(3)
-    alerts = [(a["rule"], a["labels"]["run"], a["status"]) for p in received(webhook_receiver) for a in p["alerts"]]
-    assert ("run-crashed", "r1", "firing") in alerts and ("acc-low", "r2", "firing") in alerts
-    # acc-low of r1 resolved when the run ended, but that notice was inhibited by run-crashed of the same run
-    assert ("acc-low", "r1", "resolved") not in alerts
+    webhook_receiver.wait_for(1, timeout=30)
+    # run-crashed fires for r1 and the run's end resolves r1's acc-low, in one change and so one flush of
+    # r1's group: the crash's message is the one that would have carried the resolved notice.
+    driver.fail("r1")
+    webhook_receiver.wait_until(carrying(("run-crashed", "r1", "firing")), what="r1's crash")
+    assert alerts_with(service, "resolved") == [("acc-low", "r1")]
+    driver.log("r2", acc=0.1)  # another run is not inhibited
+    webhook_receiver.wait_until(carrying(("acc-low", "r2", "firing")), what="r2's acc-low")
+    assert len(wait_settled(service, ["hook"], count=3)) == 3
+    assert [summary(p) for p in received(webhook_receiver)] == [
+        ("firing", [("acc-low", "r1", "firing")]),
+        ("firing", [("run-crashed", "r1", "firing")]),
+        ("firing", [("acc-low", "r2", "firing")])]
 
 
 def test_routing_tree_first_match_and_continue(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
     other = WebhookReceiver().start()
     try:
-        driver = Driver(make_service(
+        service = make_service(
             channels={"pager": {"type": "webhook", "url": other.url}},
             defaults={"group_wait": "0s"},
             routes=[{"match": {"severity": "critical"}, "channels": ["pager"], "continue": True},
                     {"match": ["rule=~acc-.*"], "channels": ["hook"], "group_by": ["run"]},
-                    {"match": {"rule": "loss-high"}, "channels": ["pager"]}]))
+                    {"match": {"rule": "loss-high"}, "channels": ["pager"]}])
+        driver = Driver(service)
         driver.run("r1")
         driver.log("r1", acc=0.1, loss=5.0)
-        other.wait_for(2, timeout=20)
-        webhook_receiver.wait_for(1, timeout=20)
-        time.sleep(1.5)
+        other.wait_for(2, timeout=30)
+        webhook_receiver.wait_for(1, timeout=30)
+        # One flush queued every group's notification in one transaction: settled, that is all of them.
+        assert len(wait_settled(service, ["hook", "pager"], count=3)) == 3
         pager = sorted(a["rule"] for p in other.payloads() for a in p["alerts"])
         hook = [(p["group_labels"], [a["rule"] for a in p["alerts"]]) for p in received(webhook_receiver)]
         assert pager == ["acc-low", "loss-high"]
@@ -195,13 +272,33 @@ def test_routing_tree_first_match_and_continue(make_service, webhook_receiver: W
 
 
 def test_quiet_hours_mute_the_route(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
-    always = {"times": ["00:00-23:59"], "location": "UTC"}
-    driver = Driver(make_service(defaults={"group_wait": "0s", "mute_times": ["always"]},
-                                 mute_times={"always": always}))
-    driver.run("r1")
-    driver.log("r1", loss=5.0)
-    time.sleep(3)
-    assert webhook_receiver.requests == []
+    other = WebhookReceiver().start()
+    try:
+        service = make_service(
+            channels={"pager": {"type": "webhook", "url": other.url}},
+            defaults={"group_wait": "0s", "mute_times": ["quiet-hours"]},  # the hook route inherits them
+            mute_times={"quiet-hours": quiet_hours(-60, 60), "other-hours": quiet_hours(60, 120)},
+            routes=[{"match": {"rule": "loss-high"}, "channels": ["pager"], "mute_times": ["other-hours"],
+                     "continue": True},
+                    {"match": {"rule": "loss-high"}, "channels": ["hook"]}])
+        driver = Driver(service)
+        driver.run("r1")
+        driver.log("r1", loss=5.0)
+        # Outside its mute times the pager route sends at once; the same flush (one transaction) found the
+        # hook route inside its quiet hours and sent nothing.
+        (paged,) = other.wait_for(1, timeout=30)
+        assert summary(paged.json()) == ("firing", [("loss-high", "r1", "firing")])
+        assert [n["channel"] for n in wait_settled(service, ["hook", "pager"], count=1)] == ["pager"]
+        assert "muted by quiet-hours" in service.log_text() and webhook_receiver.requests == []
+        # The quiet hours move to later: now is outside them, and the alert, still firing in its group,
+        # goes out at the group's next flush.
+        rewrite_config(service, mute_times={"quiet-hours": quiet_hours(60, 120), "other-hours": quiet_hours(60, 120)})
+        reload(service)
+        (request,) = webhook_receiver.wait_for(1, timeout=30)
+        assert summary(request.json()) == ("firing", [("loss-high", "r1", "firing")])
+        assert [n["channel"] for n in wait_settled(service, ["hook", "pager"], count=2)] == ["pager", "hook"]
+    finally:
+        other.stop()
 
 
 def test_alertmanager_format(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
@@ -209,7 +306,7 @@ def test_alertmanager_format(make_service, webhook_receiver: WebhookReceiver) ->
                                                     "format": "alertmanager"}}, defaults={"group_wait": "0s"}))
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    (request,) = webhook_receiver.wait_for(1, timeout=20)
+    (request,) = webhook_receiver.wait_for(1, timeout=30)
     payload = request.json()
     assert payload["version"] == "4" and payload["status"] == "firing" and payload["receiver"] == "hook"
     assert payload["groupLabels"] == {"project": "vision", "rule": "loss-high"}
@@ -255,7 +352,7 @@ def loss_high_notified(service: ServiceProcess, receiver: WebhookReceiver) -> Dr
     driver = Driver(service)
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    receiver.wait_for(1, timeout=20)
+    receiver.wait_for(1, timeout=30)
     return driver
 
 
@@ -275,22 +372,23 @@ def test_reload_notifies_nobody_again(make_service, webhook_receiver: WebhookRec
         assert answer["restart_required"] == []
         assert service.process is not None
         service.process.send_signal(signal.SIGHUP)
-        service.wait_for(lambda: service.log_text().count("reloaded the config") == 2, timeout=10)
-        time.sleep(3)  # three group intervals
-        assert len(received(webhook_receiver)) == 1
-        # The group lives on: a new alert joins it and the notification lists both.
+        service.wait_for(lambda: service.log_text().count("reloaded the config") == 2, timeout=30)
+        # Give the group's flushes (every 1 s) the chance to re-send: a forgetful reload would show in any of them.
+        time.sleep(3)
+        # The group lives on: a new alert joins it, and its notification, listing both, is the second one.
         driver.run("r2")
         driver.log("r2", loss=7.0)
-        webhook_receiver.wait_for(2, timeout=20)
-        time.sleep(1.5)
+        webhook_receiver.wait_until(carrying(("loss-high", "r2", "firing")), what="r2's notification")
+        assert len(wait_settled(service, ["hook"], count=2)) == 2
         assert [summary(p) for p in received(webhook_receiver)] == [
             ("firing", [("loss-high", "r1", "firing")]),
             ("firing", [("loss-high", "r1", "firing"), ("loss-high", "r2", "firing")])]
-        # The new route works: a critical alert goes to the new channel only.
+        # The new route works: a critical alert goes to the new channel only (routed in one flush, so once
+        # its notification is queued any other would be too).
         driver.log("r1", acc=0.1)
-        (audit,) = other.wait_for(1, timeout=20)
+        (audit,) = other.wait_for(1, timeout=30)
         assert summary(audit.json()) == ("firing", [("acc-low", "r1", "firing")])
-        time.sleep(1.5)
+        assert [n["channel"] for n in wait_settled(service, ["hook", "audit"], count=3)] == ["hook", "hook", "audit"]
         assert len(received(webhook_receiver)) == 2
     finally:
         other.stop()
@@ -305,9 +403,10 @@ def test_reload_adding_a_channel_to_a_route_notifies_only_that_channel(  # type:
         rewrite_config(service, channels={"audit": {"type": "webhook", "url": other.url}},
                        defaults={"channels": ["hook", "audit"]})
         reload(service)
-        (audit,) = other.wait_for(1, timeout=20)
+        (audit,) = other.wait_for(1, timeout=30)
         assert summary(audit.json()) == ("firing", [("loss-high", "r1", "firing")])
-        time.sleep(2)
+        # The flush that queued it judged the hook channel too (one transaction): settled, nothing else came.
+        assert [n["channel"] for n in wait_settled(service, ["hook", "audit"], count=2)] == ["hook", "audit"]
         assert len(received(webhook_receiver)) == 1 and len(other.payloads()) == 1
     finally:
         other.stop()
@@ -324,7 +423,7 @@ def test_broken_reload_keeps_the_running_config(make_service, webhook_receiver: 
     assert error.startswith(f"{service.config_path}:") and "unknown channel(s): nowhere" in error
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    (request,) = webhook_receiver.wait_for(1, timeout=20)
+    (request,) = webhook_receiver.wait_for(1, timeout=30)
     assert summary(request.json()) == ("firing", [("loss-high", "r1", "firing")])
 
 
@@ -337,13 +436,13 @@ def test_reload_removing_a_channel_fails_its_pending_notifications(  # type: ign
     driver = Driver(service)
     driver.run("r1")
     driver.log("r1", loss=5.0)
-    webhook_receiver.wait_for(1, timeout=20)
+    webhook_receiver.wait_for(1, timeout=30)
 
     def pending() -> list[dict[str, Any]]:
         rows = service.api("GET", "/api/v1/notifications").json()["notifications"]
         return [row for row in rows if row["channel"] == "dead"]
 
-    service.wait_for(lambda: any(row["attempts"] >= 1 for row in pending()), timeout=20)
+    service.wait_for(lambda: any(row["attempts"] >= 1 for row in pending()), timeout=30)
     rewrite_config(service, defaults={"channels": ["hook"]})
     config = yaml.safe_load(service.config_path.read_text())
     del config["channels"]["dead"]

@@ -20,6 +20,7 @@ from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.email import EmailChannel, EmailConfig, SmtpConfig
 from alerts.storage import Store
+from tests.service.outbox import wait_for_status
 from tests.service.test_delivery import call, send_alerts, start_run
 from tests.support.ports import free_port
 from tests.support.service import ServiceProcess
@@ -431,9 +432,10 @@ def test_service_delivers_an_alert_by_email(service_factory: Callable[..., Servi
     assert mail.tls and mail.login == USERNAME and mail.rcpt_tos == ["oncall@example.com"]
     message = mail.message
     assert message["Subject"] == "[FIRING:1] project=vision run=r1"
-    delivered = service.api("GET", "/api/v1/notifications?status=delivered").json()["notifications"]
-    assert delivered[0]["id"] == message["X-Runwatch-Delivery"] and delivered[0]["attempts"] == 2
-    assert message["Message-ID"] == f"<{delivered[0]['id']}@runwatch>"
+    # Marked delivered only once the server's answer is back and the outcome written: wait for that state.
+    delivered = wait_for_status(service, str(message["X-Runwatch-Delivery"]), "delivered")
+    assert delivered["channel"] == "mail" and delivered["attempts"] == 2
+    assert message["Message-ID"] == f"<{delivered['id']}@runwatch>"
     text, html = parts(mail)
     assert "Low accuracy" in text and "accuracy 0.1 below 0.3" in html
     assert "/runs/vision/r1" in html

@@ -16,6 +16,7 @@ from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.slack import SlackChannel, SlackConfig
 from alerts.storage import Store, open_store
+from tests.service.outbox import wait_settled
 from tests.service.test_delivery import call, send_alerts, start_run
 from tests.support.service import ServiceProcess
 from tests.support.slack_server import TOKEN, WEBHOOK_PATH, SlackMessage, SlackServer
@@ -333,10 +334,7 @@ def test_service_delivers_to_slack(service_factory: Callable[..., ServiceProcess
     assert header(message) == "🔥 FIRING · error · Loss is NaN"
     assert f"*Run:* <{service.base_url}/runs/vision/r1|exp-1> (running)" in section_texts(message)[0]
 
-    def delivered() -> list[dict[str, Any]]:
-        return list(service.api("GET", "/api/v1/notifications?status=delivered").json()["notifications"])
-
-    (record,) = service.wait_for(delivered, timeout=10)
-    assert record["channel"] == "slack" and record["attempts"] == 1
+    (record,) = wait_settled(service, ["slack"], count=1)
+    assert record["status"] == "delivered" and record["attempts"] == 1
     assert TOKEN not in service.log_text()
     assert TOKEN not in service.api("GET", "/api/v1/notifications?status=delivered").text

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -10,38 +13,59 @@ import pytest
 from tests.support.service import ServiceProcess
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One service for the module (starting one is most of a test's time); each test has its own run."""
+    shared = ServiceProcess(tmp_path_factory.mktemp("api-service")).start()
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture(scope="module")
 def project_key(service: ServiceProcess) -> str:
     return service.create_key("vision")
 
 
-def init_run(service: ServiceProcess, key: str, run_id: str = "r1", **extra: object) -> httpx.Response:
+@pytest.fixture
+def run(service: ServiceProcess) -> str:
+    """A run id of this test alone, so tests sharing the service never see each other's runs."""
+    return f"r-{uuid.uuid4().hex[:12]}"
+
+
+def init_run(service: ServiceProcess, key: str, run_id: str, **extra: object) -> httpx.Response:
     return service.api("POST", "/api/v1/runs", key=key, json={"project": "vision", "id": run_id, **extra})
 
 
-def test_missing_bad_and_foreign_keys(service: ServiceProcess, project_key: str) -> None:
-    response = httpx.post(f"{service.base_url}/api/v1/runs", json={"project": "vision", "id": "r1"})
+def test_missing_bad_and_foreign_keys(service: ServiceProcess, project_key: str, run: str) -> None:
+    response = httpx.post(f"{service.base_url}/api/v1/runs", json={"project": "vision", "id": run})
     assert response.status_code == 401
     assert "Authorization: Bearer" in response.json()["detail"]
     assert service.api("POST", "/api/v1/runs", key="rwk_wrong", json={}).status_code == 401
-    response = service.api("POST", "/api/v1/runs", key=project_key, json={"project": "audio", "id": "r1"})
+    response = service.api("POST", "/api/v1/runs", key=project_key, json={"project": "audio", "id": run})
     assert response.status_code == 403
-    assert init_run(service, project_key).status_code == 200
+    assert init_run(service, project_key, run).status_code == 200
     other = service.create_key("audio")
-    assert service.api("GET", "/api/v1/runs/vision/r1", key=other).status_code == 403
-    assert service.api("GET", "/api/v1/runs/vision/r1", key=service.admin_key).status_code == 200
+    assert service.api("GET", f"/api/v1/runs/vision/{run}", key=other).status_code == 403
+    assert service.api("GET", f"/api/v1/runs/vision/{run}", key=service.admin_key).status_code == 200
+
+
+def key_ids(service: ServiceProcess) -> set[str]:
+    return {line.split("\t")[0] for line in service.cli("keys", "list").stdout.splitlines()}
 
 
 def test_revoked_key_stops_working(service: ServiceProcess) -> None:
+    before = key_ids(service)
     key = service.create_key("vision")
-    assert service.api("GET", "/api/v1/auth", key=key).json() == {
-        "project": "vision", "admin": False, "key_id": service.api("GET", "/api/v1/auth", key=key).json()["key_id"]}
-    key_id = service.api("GET", "/api/v1/auth", key=key).json()["key_id"]
+    (key_id,) = key_ids(service) - before  # from the CLI's listing, not from the answer under test
+    assert re.fullmatch(r"[0-9a-f]{8}", key_id)
+    assert service.api("GET", "/api/v1/auth", key=key).json() == {"project": "vision", "admin": False,
+                                                                   "key_id": key_id}
     assert service.cli("keys", "revoke", key_id).returncode == 0
     listing = service.cli("keys", "list").stdout
     assert f"{key_id}\tproject=vision\trevoked" in listing
     assert key not in listing
-    service.wait_for(lambda: service.api("GET", "/api/v1/auth", key=key).status_code == 401, timeout=10)
+    # Keys are cached for 5 s: the revoked one stops working within that, given a slow machine's slack.
+    service.wait_for(lambda: service.api("GET", "/api/v1/auth", key=key).status_code == 401, timeout=30)
 
 
 def test_keys_create_prints_only_the_key(service: ServiceProcess) -> None:
@@ -63,10 +87,10 @@ def test_keys_create_prints_only_the_key(service: ServiceProcess) -> None:
     ({"records": [{"seq": 3, "type": "config", "config": {}}]}, ["body", "records", 0, "seq"]),
     ([1, 2, 3], ["body"]),
 ])
-def test_bad_records_get_422_naming_the_field(service: ServiceProcess, project_key: str, body: object,
+def test_bad_records_get_422_naming_the_field(service: ServiceProcess, project_key: str, run: str, body: object,
                                               loc: list[object]) -> None:
-    init_run(service, project_key)
-    response = service.api("POST", "/api/v1/runs/vision/r1/records", key=project_key, json=body)
+    assert init_run(service, project_key, run).status_code == 200
+    response = service.api("POST", f"/api/v1/runs/vision/{run}/records", key=project_key, json=body)
     assert response.status_code == 422, response.text
     assert loc in [error["loc"] for error in response.json()["detail"]]
 
@@ -74,7 +98,7 @@ def test_bad_records_get_422_naming_the_field(service: ServiceProcess, project_k
 def test_malformed_json_unknown_run_and_oversized_body(service_factory) -> None:  # type: ignore[no-untyped-def]
     service = service_factory({"server": {"max_body_bytes": 2000}})
     key = service.create_key("vision")
-    init_run(service, key)
+    assert init_run(service, key, "r1").status_code == 200
     response = service.api("POST", "/api/v1/runs/vision/r1/records", key=key, content=b'{"records": [',
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 422
@@ -95,55 +119,58 @@ def test_malformed_json_unknown_run_and_oversized_body(service_factory) -> None:
     assert service.api("GET", "/healthz").status_code == 200
 
 
-def test_resent_batches_are_applied_once(service: ServiceProcess, project_key: str) -> None:
-    init_run(service, project_key)
+def test_resent_batches_are_applied_once(service: ServiceProcess, project_key: str, run: str) -> None:
+    assert init_run(service, project_key, run).status_code == 200
     batch = {"records": [
         {"seq": 1, "type": "history", "step": 0, "timestamp": 10.0, "runtime": 0.1,
          "data": {"loss": 1.5, "acc": "NaN", "up": True, "t": {"_type": "table", "columns": ["a"], "data": [[1]]}}},
         {"seq": 2, "type": "history", "step": 1, "timestamp": 11.0, "data": {"loss": "Infinity"}},
     ]}
-    first = service.api("POST", "/api/v1/runs/vision/r1/records", key=project_key, json=batch).json()
-    again = service.api("POST", "/api/v1/runs/vision/r1/records", key=project_key, json=batch).json()
+    first = service.api("POST", f"/api/v1/runs/vision/{run}/records", key=project_key, json=batch).json()
+    again = service.api("POST", f"/api/v1/runs/vision/{run}/records", key=project_key, json=batch).json()
     assert first == {"accepted": 2, "duplicates": 0, "last_seq": 2}
     assert again == {"accepted": 0, "duplicates": 2, "last_seq": 2}
-    rows = service.api("GET", "/api/v1/runs/vision/r1/history", key=project_key).json()["rows"]
+    rows = service.api("GET", f"/api/v1/runs/vision/{run}/history", key=project_key).json()["rows"]
     assert rows == [
         {"_step": 0, "_timestamp": 10.0, "_runtime": 0.1, "loss": 1.5, "acc": "NaN", "up": 1.0},
         {"_step": 1, "_timestamp": 11.0, "_runtime": None, "loss": "Infinity"},
     ]
-    media = service.api("GET", "/api/v1/runs/vision/r1/media", key=project_key).json()["media"]
+    media = service.api("GET", f"/api/v1/runs/vision/{run}/media", key=project_key).json()["media"]
     assert media == [{"key": "t", "step": 0, "kind": "table",
                       "value": {"_type": "table", "columns": ["a"], "data": [[1]]}}]
 
 
-def test_history_paging_and_key_filter(service: ServiceProcess, project_key: str) -> None:
-    init_run(service, project_key)
+def test_history_paging_and_key_filter(service: ServiceProcess, project_key: str, run: str) -> None:
+    assert init_run(service, project_key, run).status_code == 200
     records = [{"seq": i + 1, "type": "history", "step": i, "timestamp": 100.0 + i,
                 "data": {"loss": float(i)} if i % 2 else {"acc": float(i)}} for i in range(25)]
-    service.api("POST", "/api/v1/runs/vision/r1/records", key=project_key, json={"records": records})
-    steps, after = [], -1
+    response = service.api("POST", f"/api/v1/runs/vision/{run}/records", key=project_key, json={"records": records})
+    assert response.status_code == 200, response.text
+    steps, after, pages = [], -1, 0
     while after is not None:
-        page = service.api("GET", f"/api/v1/runs/vision/r1/history?limit=10&after_step={after}&keys=loss",
+        assert pages < 10, f"paging never ends: {steps}"  # 12 rows at 10 a page are 2 pages (3 at most)
+        page = service.api("GET", f"/api/v1/runs/vision/{run}/history?limit=10&after_step={after}&keys=loss",
                            key=project_key).json()
         steps += [row["_step"] for row in page["rows"]]
-        after = page["next_after_step"]
+        after, pages = page["next_after_step"], pages + 1
     assert steps == list(range(1, 25, 2))
 
 
-def test_init_is_idempotent_and_resume_rules(service: ServiceProcess, project_key: str) -> None:
-    first = init_run(service, project_key, name="exp-1", config={"lr": 0.1}, tags=["a"]).json()
+def test_init_is_idempotent_and_resume_rules(service: ServiceProcess, project_key: str, run: str) -> None:
+    first = init_run(service, project_key, run, name="exp-1", config={"lr": 0.1}, tags=["a"]).json()
     assert first["name"] == "exp-1" and first["state"] == "running" and first["heartbeat_interval"] == 10.0
-    assert init_run(service, project_key).json()["id"] == "r1"
-    assert init_run(service, project_key, resume="never").status_code == 409
-    assert init_run(service, project_key, "r2", resume="must").status_code == 404
-    service.api("POST", "/api/v1/runs/vision/r1/records", key=project_key, json={"records": [
+    assert init_run(service, project_key, run).json()["id"] == run
+    assert init_run(service, project_key, run, resume="never").status_code == 409
+    assert init_run(service, project_key, f"{run}-never-made", resume="must").status_code == 404
+    service.api("POST", f"/api/v1/runs/vision/{run}/records", key=project_key, json={"records": [
         {"seq": 1, "type": "exit", "state": "finished", "exit_code": 0, "timestamp": time.time()}]})
-    assert init_run(service, project_key).json()["state"] == "finished"  # a replayed init never reopens
-    assert init_run(service, project_key, resume="allow").json()["state"] == "running"
+    assert init_run(service, project_key, run).json()["state"] == "finished"  # a replayed init never reopens
+    assert init_run(service, project_key, run, resume="allow").json()["state"] == "running"
 
 
-def test_random_bodies_never_get_a_500(service: ServiceProcess, project_key: str) -> None:
-    init_run(service, project_key)
+def test_random_bodies_never_get_a_500(service: ServiceProcess, project_key: str, run: str) -> None:
+    assert init_run(service, project_key, run).status_code == 200
+    log_before = len(service.log_text())
     bodies: list[object] = [None, 0, "x", [], {}, {"records": None}, {"records": [None]},
                             {"records": [{"seq": 1, "type": "history", "step": 0, "timestamp": "now",
                                           "data": {"": 1}}]},
@@ -151,10 +178,10 @@ def test_random_bodies_never_get_a_500(service: ServiceProcess, project_key: str
                             {"alerts": [{"id": "x", "title": "", "timestamp": -1}]},
                             {"alerts": [{"id": "x", "title": "t", "timestamp": 1, "wait_duration": "NaN"}]},
                             {"project": "bad name!", "id": "../etc"}, {"project": "vision", "id": "r" * 500}]
-    paths = ["/api/v1/runs", "/api/v1/runs/vision/r1/records", "/api/v1/runs/vision/r1/alerts",
-             "/api/v1/runs/vision/r1/heartbeat"]
+    paths = ["/api/v1/runs", f"/api/v1/runs/vision/{run}/records", f"/api/v1/runs/vision/{run}/alerts",
+             f"/api/v1/runs/vision/{run}/heartbeat"]
     for path in paths:
         for body in bodies:
             response = service.api("POST", path, key=project_key, json=body)
             assert response.status_code < 500, (path, body, response.text)
-    assert "Traceback" not in service.log_text()
+    assert "Traceback" not in service.log_text()[log_before:]

@@ -99,7 +99,7 @@ def test_check_config(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "alerts", "check-config", str(good)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "ok" in result.stdout
+    assert result.stdout == f"{good}: ok (1 channels, 0 rules in 0 files)\n"
     result = subprocess.run([sys.executable, "-m", "alerts", "check-config", str(tmp_path / "missing.yaml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

@@ -1,11 +1,12 @@
-"""A real HTTP receiver for webhooks: records every request; can fail on demand."""
+"""A real HTTP receiver for webhooks: records every request; can fail, be slow or hold answers on demand."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +18,8 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)
+    """When the body had arrived (``time.monotonic``), before any ``delay`` or ``hold``."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -34,6 +37,8 @@ class WebhookReceiver:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
         self._lock = threading.Lock()
+        self._open = threading.Event()  # cleared by hold(): answers wait until release()
+        self._open.set()
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -52,8 +57,10 @@ class WebhookReceiver:
 
             def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                arrived = time.monotonic()
                 time.sleep(receiver.delay)
-                request = ReceivedRequest(self.path, dict(self.headers.items()), body)
+                receiver._open.wait(timeout=120)  # bounded: a test that forgets release() fails, never hangs
+                request = ReceivedRequest(self.path, dict(self.headers.items()), body, arrived)
                 with receiver._lock:
                     failure = receiver.failures.pop(0) if receiver.failures else None
                     (receiver.requests if failure is None else receiver.rejected).append(request)
@@ -77,7 +84,15 @@ class WebhookReceiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def hold(self) -> None:
+        """Keep every request waiting for its answer (and unrecorded) until :meth:`release`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def stop(self) -> None:
+        self._open.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -95,3 +110,17 @@ class WebhookReceiver:
                     return list(self.requests)
             time.sleep(0.02)
         raise AssertionError(f"expected {count} webhook requests within {timeout}s, got {len(self.requests)}")
+
+    def wait_until(self, predicate: Callable[[list[ReceivedRequest]], bool], timeout: float = 30.0,
+                   what: str = "the expected webhook requests") -> list[ReceivedRequest]:
+        """The requests so far, once ``predicate(requests)`` is True (strictly: not merely truthy)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                requests = list(self.requests)
+            if predicate(requests) is True:
+                return requests
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not received within {timeout}s; got {len(requests)} requests, "
+                                     f"the last ones: {[r.body[:300] for r in requests[-5:]]}")
+            time.sleep(0.02)

@@ -1,0 +1,59 @@
+"""Reading the service's outbox (``GET /api/v1/notifications``): the state a test waits for, not a guess.
+
+A receiver records a request before the service has its answer, and the service marks the notification
+delivered only after that answer, in a batched write: a test that wants ``delivered`` waits for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tests.support.service import ServiceProcess
+
+
+def notifications(service: ServiceProcess, *, status: str | None = None,
+                  channels: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Every notification (of ``channels``, if given) with ``status`` (any, if None), oldest first."""
+    query = "?limit=10000" + (f"&status={status}" if status else "")
+    response = service.api("GET", f"/api/v1/notifications{query}")
+    assert response.status_code == 200, response.text
+    wanted = None if channels is None else set(channels)
+    found = [n for n in response.json()["notifications"] if wanted is None or n["channel"] in wanted]
+    return found[::-1]
+
+
+def wait_for_status(service: ServiceProcess, delivery_id: str, status: str,
+                    timeout: float = 30.0) -> dict[str, Any]:
+    """The notification ``delivery_id`` once its recorded status is ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {n["id"]: n for n in notifications(service)}
+        if delivery_id in found and found[delivery_id]["status"] == status:
+            return found[delivery_id]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"notification {delivery_id} not {status} within {timeout}s: "
+                                 f"{found.get(delivery_id)}")
+        time.sleep(0.1)
+
+
+def wait_settled(service: ServiceProcess, channels: Iterable[str], *, count: int | None = None,
+                 timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every notification of ``channels``, oldest first, once none is pending (queued or in flight)
+    and, with ``count``, at least ``count`` exist.
+
+    Called after a marker that must arrive did: what a flush queued before the marker's is in the outbox
+    by then (a flush writes all its notifications in one transaction), so the settled outbox is all that
+    was sent before it, and what a receiver holds can be compared with it exactly.
+    """
+    names = list(channels)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = notifications(service, channels=names)
+        if (count is None or len(found) >= count) and all(n["status"] != "pending" for n in found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"notifications of {names} not settled within {timeout}s: "
+                                 f"{[(n['id'], n['status'], n['attempts']) for n in found]}")
+        time.sleep(0.1)
