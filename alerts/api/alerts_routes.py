@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
 from alerts.api.views import notification_json
@@ -23,9 +24,16 @@ async def list_alerts(key: CurrentKey, service: CurrentService, project: str | N
         project = key.project
     if project is not None:
         require_project(key, project)
-    run_obj = await service.store.get_run(project, run) if (project and run) else None
-    alerts = await service.store.list_alerts(project=project, status=status,
-                                             run_pk=run_obj.pk if run_obj else None, limit=limit)
+    run_pk = None
+    if run is not None:
+        if project is None:  # run ids are unique within a project only
+            raise RequestValidationError([{"loc": ("query", "project"), "msg": "required when 'run' is given",
+                                           "type": "missing"}])
+        run_obj = await service.store.get_run(project, run)
+        if run_obj is None:
+            return {"alerts": []}  # a run the service never saw has no alerts (not the whole project's)
+        run_pk = run_obj.pk
+    alerts = await service.store.list_alerts(project=project, status=status, run_pk=run_pk, limit=limit)
     runs = await service.store.get_runs_by_pk([a.run_pk for a in alerts if a.run_pk is not None])
     now = time.time()
     out = []

@@ -185,3 +185,25 @@ def test_random_bodies_never_get_a_500(service: ServiceProcess, project_key: str
             response = service.api("POST", path, key=project_key, json=body)
             assert response.status_code < 500, (path, body, response.text)
     assert "Traceback" not in service.log_text()[log_before:]
+
+
+def test_alerts_of_a_run_are_that_runs_only(service: ServiceProcess, project_key: str, run: str) -> None:
+    other = f"{run}-other"
+    for run_id in (run, other):
+        assert init_run(service, project_key, run_id).status_code == 200
+        response = service.api("POST", f"/api/v1/runs/vision/{run_id}/alerts", key=project_key, json={"alerts": [{
+            "id": uuid.uuid4().hex, "title": f"from {run_id}", "text": "x", "wait_duration": 0,
+            "timestamp": time.time()}]})
+        assert response.status_code == 200, response.text
+
+    def titles(query: str) -> list[str]:
+        response = service.api("GET", f"/api/v1/alerts?{query}", key=project_key)
+        assert response.status_code == 200, response.text
+        return [alert["title"] for alert in response.json()["alerts"]]
+
+    assert titles(f"project=vision&run={run}") == [f"from {run}"]
+    assert titles(f"run={other}") == [f"from {other}"]  # a project key's own project
+    assert titles("project=vision&run=never-seen") == []  # not the whole project's alerts
+    assert {f"from {run}", f"from {other}"} <= set(titles("project=vision"))
+    response = service.api("GET", f"/api/v1/alerts?run={run}")  # admin: a run id needs its project
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "project"]
