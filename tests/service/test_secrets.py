@@ -197,10 +197,6 @@ def test_no_secret_in_logs_api_answers_cli_output_or_errors(
                      "headers": {"Authorization": f"Bearer {failing_bearer}"}, "format": "alertmanager"},
         "hook-closed": {"type": "webhook", "url": f"http://127.0.0.1:{free_port()}/hook?token={closed_query}",
                         "headers": {"X-Api-Key": closed_header}},
-        # A header value with a pasted typographic quote passes config validation but cannot be encoded:
-        # not a transport error, so the deliverer's "unexpected error" path, which logs a traceback.
-        "hook-badheader": {"type": "webhook", "url": f"{good.url}?token={badheader_query}",
-                           "headers": {"Authorization": f"Bearer {badheader_bearer}\u201d"}},
     }
     service = service_factory({
         "delivery": {"initial_backoff": "200ms", "max_backoff": "1s", "timeout": "3s"},
@@ -276,7 +272,7 @@ def test_no_secret_in_logs_api_answers_cli_output_or_errors(
     expected_status = {"console": "delivered", "slack-bot": "delivered", "slack-hook": "delivered",
                        "mail": "delivered", "hook": "delivered", "slack-badtoken": "failed",
                        "slack-badhook": "failed", "mail-badauth": "failed", "hook-401": "failed",
-                       "hook-closed": "pending", "hook-badheader": "pending"}
+                       "hook-closed": "pending"}
 
     def settled() -> dict[str, list[dict[str, Any]]] | None:
         grouped = by_channel(notifications(service, captured))
@@ -305,7 +301,6 @@ def test_no_secret_in_logs_api_answers_cli_output_or_errors(
     assert errors["mail-badauth"] == {"mail-badauth: SMTP authentication failed: 535 5.7.8"}
     assert errors["hook-401"] == {"hook-401: receiver answered HTTP 401 Unauthorized: ok"}
     assert errors["hook-closed"] == {"hook-closed: ConnectError"}
-    assert errors["hook-badheader"] == {"hook-badheader: unexpected UnicodeEncodeError"}
 
     # -- silences -----------------------------------------------------------------------------------
     response = captured.http("POST /api/v1/silences", service.api("POST", "/api/v1/silences", json={
@@ -362,15 +357,12 @@ def test_no_secret_in_logs_api_answers_cli_output_or_errors(
         "mail-badauth": f"{permanent}: mail-badauth: SMTP authentication failed: 535 5.7.8\n",
         "hook-401": f"{permanent}: hook-401: receiver answered HTTP 401 Unauthorized: ok\n",
         "hook-closed": f"{temporary}: hook-closed: ConnectError\n",
-        "hook-badheader": "",  # not a delivery error: the command dies with the traceback below
     }
     for name, printed in expected_send_test.items():
         result = captured.process(f"alerts send-test {name}", service.cli("send-test", name, check=False))
         ok = printed.startswith("ok: ")
         assert result.returncode == (0 if ok else 1), (name, result.stdout, result.stderr)
         assert result.stdout.startswith(printed) if ok else result.stdout == printed, (name, result.stdout)
-        if name == "hook-badheader":
-            assert "Traceback" in result.stderr and "UnicodeEncodeError" in result.stderr, result.stderr
     result = captured.process("alerts send-test unknown", service.cli("send-test", "nope", check=False))
     assert result.returncode == 1 and result.stdout.startswith("error: unknown channel 'nope'"), result.stdout
 
@@ -408,6 +400,10 @@ channels:
     headers: {{Authorization: {{bearer: "{hook_bearer}"}}}}
     format: xml
     extra_token: "{failing_bearer}"
+  hook-badheader:
+    type: webhook
+    url: "{good.url}?token={badheader_query}"
+    headers: {{Authorization: "Bearer {badheader_bearer}\u201d"}}
 defaults: {{channels: [mail, missing-channel]}}
 """)
     env = service.env()
@@ -416,7 +412,10 @@ defaults: {{channels: [mail, missing-channel]}}
     assert result.returncode == 1
     for expected in ("smtp.port", "smtp.tls", "not both", "webhook_url must start with https://",
                      "slack-badtoken.token", "hook.url", "hook.secret", "hook.headers.Authorization",
-                     "hook.format", "unknown key"):
+                     "hook.format", "unknown key",
+                     # a pasted typographic quote: refused with its place, not at every delivery attempt
+                     f"hook-badheader.headers: header 'Authorization': character {len(badheader_bearer) + 8} "
+                     "of the value (U+201D"):
         assert expected in result.stderr, (expected, result.stderr)
     result = captured.process("alerts serve invalid.yaml", alerts_cli("serve", "--config", str(invalid),
                                                                        cwd=broken, env=env))
@@ -457,7 +456,6 @@ channels:
                      log), log
     assert re.search(r"delivery \S+ to hook failed \(attempt 1\), retrying in .*: hook: receiver answered HTTP 500",
                      log), log
-    assert re.search(r"delivery \S+ to hook-badheader: unexpected error\nTraceback", log), log
     assert re.search(r"delivery \S+ to slack-\S+ failed \(attempt 1\), retrying in .*(500|429|ratelimited)", log), log
     assert "Loss is NaN" in log and "From the SDK" in log  # the console channel's lines
     assert "reloaded" in log

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -39,6 +41,27 @@ class WebhookConfig(ChannelConfig):
         if not url.startswith(("http://", "https://")):
             raise ValueError("webhook url must start with http:// or https://")
         return url
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Caught here, not at the first delivery: a value HTTP cannot carry would fail every attempt.
+        # Messages never quote the value (it is often a token).
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"invalid header name {name!r}: letters, digits and !#$%&'*+-.^_`|~ only")
+            for position, char in enumerate(value, 1):
+                if not (char == "\t" or " " <= char <= "~"):
+                    raise ValueError(f"header {name!r}: character {position} of the value ({_describe(char)}) "
+                                     "cannot be sent in an HTTP header; use printable ASCII")
+        return headers
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
