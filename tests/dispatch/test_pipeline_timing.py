@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.service.outbox import wait_settled
+from tests.support.outbox import wait_settled
 from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.service import ServiceProcess
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.service.outbox import wait_settled
+from tests.support.outbox import wait_settled
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 

@@ -9,15 +9,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
+from tests.support.outbox import wait_settled
 from tests.support.service import ServiceProcess
-
-T = TypeVar("T")
 
 
 def sdk_env(service: ServiceProcess, key: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -112,31 +109,10 @@ class Script:
                     pass
 
 
-def eventually(probe: Callable[[], T], check: Callable[[T], bool], *, timeout: float = 60,
-               what: str = "the condition", interval: float = 0.1) -> T:
-    """Poll ``probe()`` until ``check`` accepts its value and return that value; fail after ``timeout``
-    seconds, showing the last value seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s; last seen: {value!r}")
-        time.sleep(interval)
-
-
-def pending_notifications(service: ServiceProcess) -> list[dict[str, Any]]:
-    response = service.api("GET", "/api/v1/notifications?status=pending")
-    assert response.status_code == 200, response.text
-    return list(response.json()["notifications"])
-
-
 def wait_until_all_delivered(service: ServiceProcess, timeout: float = 60) -> None:
     """Every notification the service has made so far was answered by its receiver (the service marks
     one delivered only after the answer), so the receiver has recorded all of them."""
-    eventually(lambda: pending_notifications(service), lambda pending: pending == [], timeout=timeout,
-               what="no pending notification")
+    wait_settled(service, timeout=timeout)
 
 
 def stored_alerts(service: ServiceProcess, run_id: str, project: str = "vision") -> list[dict[str, Any]]:
@@ -144,16 +120,6 @@ def stored_alerts(service: ServiceProcess, run_id: str, project: str = "vision")
     response = service.api("GET", f"/api/v1/alerts?project={project}&run={run_id}")
     assert response.status_code == 200, response.text
     return list(response.json()["alerts"])
-
-
-@contextmanager
-def running_service(workdir: Path, config: dict[str, Any] | None = None) -> Iterator[ServiceProcess]:
-    """A service for a whole module: its tests share it, each with its own run ids."""
-    service = ServiceProcess(workdir, config=config).start()
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 def history(service: ServiceProcess, run_id: str, project: str = "vision") -> list[dict[str, Any]]:

@@ -11,15 +11,14 @@ import pytest
 
 from tests.e2e.sdk_process import (
     Script,
-    eventually,
     run_script,
-    running_service,
     sdk_env,
     stored_alerts,
     wait_until_all_delivered,
 )
 from tests.support.receiver import WebhookReceiver
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, running_service
+from tests.support.waiting import eventually
 
 # run-hung's window. Wide, so that a slow start (from init to the first point) never looks like a hang;
 # the test holds the script quiet until the alert has come, however long that takes.

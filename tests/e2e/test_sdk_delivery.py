@@ -18,13 +18,12 @@ from tests.e2e.sdk_process import (
     get_run,
     history,
     run_script,
-    running_service,
     sdk_env,
     stored_alerts,
     wait_until_all_delivered,
 )
 from tests.support.receiver import WebhookReceiver
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, running_service
 
 OUTAGE = 20.0  # long enough for the SDK's retries to reach their longest backoff (3 s) several times
 

@@ -12,15 +12,14 @@ import pytest
 
 from tests.e2e.sdk_process import (
     Script,
-    eventually,
     find_run,
     get_run,
     history,
     run_script,
-    running_service,
     sdk_env,
 )
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, running_service
+from tests.support.waiting import eventually
 
 # The SDK heartbeats every heartbeat_timeout / 3 (the service tells it so at init), and the service
 # records a contact at most once a second: a live run goes at most ~3 s without a recorded contact,

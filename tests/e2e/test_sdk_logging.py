@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sdk_process import get_run, history, run_script, running_service, sdk_env
-from tests.support.service import ServiceProcess
+from tests.e2e.sdk_process import (
+    get_run,
+    history,
+    run_script,
+    sdk_env,
+)
+from tests.support.service import ServiceProcess, running_service
 
 
 @pytest.fixture(scope="module")

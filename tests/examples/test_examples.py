@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.sdk_process import running_service, stored_alerts, wait_until_all_delivered
+from tests.e2e.sdk_process import (
+    stored_alerts,
+    wait_until_all_delivered,
+)
 from tests.support.receiver import WebhookReceiver
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, running_service
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

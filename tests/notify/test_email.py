@@ -20,8 +20,8 @@ from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.email import EmailChannel, EmailConfig, SmtpConfig
 from alerts.storage import Store
-from tests.service.outbox import wait_for_status
 from tests.service.test_delivery import call, send_alerts, start_run
+from tests.support.outbox import wait_for_status
 from tests.support.ports import free_port
 from tests.support.service import ServiceProcess
 from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer, make_certificates

@@ -16,8 +16,8 @@ from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.slack import SlackChannel, SlackConfig
 from alerts.storage import Store, open_store
-from tests.service.outbox import wait_settled
 from tests.service.test_delivery import call, send_alerts, start_run
+from tests.support.outbox import wait_settled
 from tests.support.service import ServiceProcess
 from tests.support.slack_server import TOKEN, WEBHOOK_PATH, SlackMessage, SlackServer
 

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from tests.service.outbox import notifications, wait_for_status, wait_settled
+from tests.support.outbox import notifications, wait_for_status, wait_settled
 from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.service import ServiceProcess
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,13 @@ class ServiceProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not met within {timeout}s")
             time.sleep(interval)
+
+
+@contextmanager
+def running_service(workdir: Path, config: dict[str, Any] | None = None) -> Iterator[ServiceProcess]:
+    """A service for a whole module: its tests share it, each with its own run ids (or project)."""
+    service = ServiceProcess(workdir, config=config).start()
+    try:
+        yield service
+    finally:
+        service.stop()

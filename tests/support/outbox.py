@@ -6,11 +6,11 @@ delivered only after that answer, in a batched write: a test that wants ``delive
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from tests.support.service import ServiceProcess
+from tests.support.waiting import eventually
 
 
 def notifications(service: ServiceProcess, *, status: str | None = None,
@@ -27,33 +27,24 @@ def notifications(service: ServiceProcess, *, status: str | None = None,
 def wait_for_status(service: ServiceProcess, delivery_id: str, status: str,
                     timeout: float = 30.0) -> dict[str, Any]:
     """The notification ``delivery_id`` once its recorded status is ``status``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = {n["id"]: n for n in notifications(service)}
-        if delivery_id in found and found[delivery_id]["status"] == status:
-            return found[delivery_id]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"notification {delivery_id} not {status} within {timeout}s: "
-                                 f"{found.get(delivery_id)}")
-        time.sleep(0.1)
+    found = eventually(lambda: {n["id"]: n for n in notifications(service)}.get(delivery_id),
+                       lambda notification: notification is not None and notification["status"] == status,
+                       timeout=timeout, what=f"notification {delivery_id} {status}")
+    assert found is not None
+    return found
 
 
-def wait_settled(service: ServiceProcess, channels: Iterable[str], *, count: int | None = None,
+def wait_settled(service: ServiceProcess, channels: Iterable[str] | None = None, *, count: int | None = None,
                  timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Every notification of ``channels``, oldest first, once none is pending (queued or in flight)
-    and, with ``count``, at least ``count`` exist.
+    """Every notification of ``channels`` (all, if None), oldest first, once none is pending (queued or in
+    flight) and, with ``count``, at least ``count`` exist.
 
     Called after a marker that must arrive did: what a flush queued before the marker's is in the outbox
     by then (a flush writes all its notifications in one transaction), so the settled outbox is all that
     was sent before it, and what a receiver holds can be compared with it exactly.
     """
-    names = list(channels)
-    deadline = time.monotonic() + timeout
-    while True:
-        found = notifications(service, channels=names)
-        if (count is None or len(found) >= count) and all(n["status"] != "pending" for n in found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"notifications of {names} not settled within {timeout}s: "
-                                 f"{[(n['id'], n['status'], n['attempts']) for n in found]}")
-        time.sleep(0.1)
+    names = None if channels is None else list(channels)
+    return eventually(
+        lambda: notifications(service, channels=names),
+        lambda found: (count is None or len(found) >= count) and all(n["status"] != "pending" for n in found),
+        timeout=timeout, what=f"notifications of {names or 'every channel'} settled")
