@@ -127,12 +127,18 @@ def test_group_wait_batches_alerts_of_one_group(make_service, webhook_receiver: 
 
 
 def test_resolved_is_sent_and_repeat_interval_repeats(make_service, webhook_receiver: WebhookReceiver) -> None:  # type: ignore[no-untyped-def]
-    driver = Driver(make_service(defaults={"repeat_interval": "3s", "group_wait": "0s"}))
+    service = make_service(defaults={"repeat_interval": "3s", "group_wait": "0s"})
+    driver = Driver(service)
     driver.run("r1")
     driver.log("r1", loss=5.0)
     webhook_receiver.wait_for(2, timeout=30)  # the first and its repeat, with nothing changed
     payloads = received(webhook_receiver)
     assert [summary(p) for p in payloads[:2]] == [("firing", [("loss-high", "r1", "firing")])] * 2
+    # Made no sooner than repeat_interval after the first, on the service's own clock (a slow machine can
+    # only make the gap longer).
+    first, repeat = wait_settled(service, ["hook"], count=2)[:2]
+    gap = datetime.fromisoformat(repeat["created_at"]) - datetime.fromisoformat(first["created_at"])
+    assert gap.total_seconds() >= 3.0, (first, repeat)
     driver.log("r1", loss=0.5)
     requests = webhook_receiver.wait_until(carrying(("loss-high", "r1", "resolved")), what="the resolved notice")
     (resolved,) = [r.json() for r in requests if r.json()["status"] == "resolved"]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from tests.support.outbox import wait_settled
 from tests.support.receiver import WebhookReceiver
@@ -30,6 +31,7 @@ def _alert_every_run(service: ServiceProcess, runs: int) -> None:
             list(pool.map(alert, range(runs)))
 
 
+@pytest.mark.timeout(900)  # its own deadlines (posting, the lease a kill leaves, delivery) come first
 def test_thousand_pending_notifications_survive_kill_9(service_factory: Callable[..., ServiceProcess],
                                                        webhook_receiver: WebhookReceiver) -> None:
     webhook_receiver.stop()  # the receiver is down: everything stays pending

@@ -258,6 +258,7 @@ async def test_one_thread_per_group_across_channel_instances(smtp: SmtpServer,
     await mail_channel.send(notification(group_key="other-group"))
     root = f"<{first.id}@runwatch>"
     messages = [mail.message for mail in smtp.wait_for(5)]
+    assert len(smtp.mails) == 5  # every send was awaited, and a mail is recorded before its 250
     assert [m["Message-ID"] for m in messages[:2]] == [root, root]
     assert messages[0]["In-Reply-To"] is None and messages[1]["In-Reply-To"] is None
     for message in messages[2:4]:
@@ -273,6 +274,7 @@ async def test_concurrent_sends_of_a_group_make_one_root(smtp: SmtpServer,
     mail_channel = channel()
     await asyncio.gather(*(mail_channel.send(notification()) for _ in range(4)))
     messages = [mail.message for mail in smtp.wait_for(4)]
+    assert len(smtp.mails) == 4  # every send was awaited, and a mail is recorded before its 250
     roots = [m for m in messages if m["In-Reply-To"] is None]
     assert len(roots) == 1
     assert {m["In-Reply-To"] for m in messages if m is not roots[0]} == {roots[0]["Message-ID"]}

@@ -15,7 +15,8 @@ from tests.support.waiting import eventually
 
 def notifications(service: ServiceProcess, *, status: str | None = None,
                   channels: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Every notification (of ``channels``, if given) with ``status`` (any, if None), oldest first."""
+    """Every notification (of ``channels``, if given) with ``status`` (any, if None), oldest first (those
+    of one flush share their ``created_at``: their order among themselves is not defined)."""
     query = "?limit=10000" + (f"&status={status}" if status else "")
     response = service.api("GET", f"/api/v1/notifications{query}")
     assert response.status_code == 200, response.text
