@@ -8,6 +8,7 @@ from typing import Any
 
 import runwatch
 from _sdkutil import QUIET, FakeTransport
+from runwatch.sender import Sender
 from runwatch.spool import REJECTED_NAME, SPOOL_NAME
 
 
@@ -18,6 +19,15 @@ def online(fake: FakeTransport, **settings: object) -> runwatch.Run:
         settings={**QUIET, "retry_max_backoff": 0.05, **settings},
         transport_factory=lambda: fake,
     )
+
+
+def answered(fake: FakeTransport, **settings: object) -> tuple[runwatch.Run, Sender]:
+    """An online run whose init the service has answered, and whose answer (url, heartbeat interval) the
+    sender has applied: what a test that then steers the sender must wait for."""
+    run = online(fake, **settings)
+    assert wait_for(lambda: run.url == "http://svc/r")
+    assert run._sender is not None
+    return run, run._sender
 
 
 def wait_for(cond, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
@@ -47,10 +57,7 @@ def test_init_is_sent_first_then_records_in_seq_order() -> None:
 
 def test_a_log_ships_quickly_when_idle() -> None:
     fake = FakeTransport()
-    run = online(fake)
-    assert wait_for(lambda: fake.paths()[:1] == ["runs"])
-    sender = run._sender
-    assert sender is not None
+    run, sender = answered(fake)
     # No timer of the sender's may fire during the test: the log must ship because log() woke it.
     timers: list[float] = []
 
@@ -83,10 +90,7 @@ def test_init_goes_first_after_an_outage_then_the_spooled_metrics_in_order() -> 
 
 def test_alerts_overtake_queued_metrics() -> None:
     fake = FakeTransport()
-    run = online(fake)
-    assert wait_for(lambda: fake.paths()[:1] == ["runs"])
-    sender = run._sender
-    assert sender is not None
+    run, sender = answered(fake)
     with sender.lock:  # the sender cannot take these metrics before the alert is queued behind them
         for i in range(50):
             run.log({"i": i})
@@ -129,11 +133,10 @@ def test_outage_spills_to_spool_and_replays_in_order_then_clears() -> None:
 
 def test_memory_bound_spills_to_spool_without_dropping(caplog) -> None:  # type: ignore[no-untyped-def]
     fake = FakeTransport()
-    run = online(fake, max_queue_bytes=2000)
-    assert wait_for(lambda: run.url == "http://svc/r")  # the service is up and answered the init
+    run, sender = answered(fake, max_queue_bytes=2000)  # the service is up and answered the init
     # Holding the sender's lock keeps it from draining while the loop logs: 200 rows, well over 2,000 bytes,
     # reach its memory buffer at once, however fast or slow this machine is.
-    with caplog.at_level("WARNING", logger="runwatch"), run._sender.lock:  # type: ignore[union-attr]
+    with caplog.at_level("WARNING", logger="runwatch"), sender.lock:
         for i in range(200):
             run.log({"i": i, "pad": 1.0})
     assert wait_for(lambda: "more than 2000 bytes queued in memory" in caplog.text), caplog.text
@@ -172,11 +175,10 @@ def test_finish_timeout_leaves_everything_in_spool_with_sync_hint(capsys) -> Non
 
 def test_heartbeat_when_quiet() -> None:
     fake = FakeTransport()
-    run = online(fake)
-    # Wait for the init's answer to be applied (it sets the url), or it would overwrite the shorter interval.
-    assert wait_for(lambda: run.url == "http://svc/r")
+    # After the init's answer is applied: it would overwrite the shorter interval.
+    run, sender = answered(fake)
     # The init answer said 10 s (as the service would); shorten it so the test stays fast.
-    run._sender.heartbeat_interval = 0.05  # type: ignore[union-attr]
-    run._sender.wake()  # type: ignore[union-attr]
+    sender.heartbeat_interval = 0.05
+    sender.wake()
     assert wait_for(lambda: "heartbeat" in fake.paths())
     run.finish()

@@ -10,15 +10,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.service import ServiceProcess
+from tests.support.service import ServiceProcess, running_service
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """One service for the module (starting one is most of a test's time); each test has its own run."""
-    shared = ServiceProcess(tmp_path_factory.mktemp("api-service")).start()
-    yield shared
-    shared.stop()
+    with running_service(tmp_path_factory.mktemp("api-service")) as shared:
+        yield shared
 
 
 @pytest.fixture(scope="module")

@@ -103,13 +103,8 @@ class WebhookReceiver:
             return [request.json() for request in self.requests]
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedRequest]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.requests) >= count:
-                    return list(self.requests)
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} webhook requests within {timeout}s, got {len(self.requests)}")
+        """The requests so far, once there are at least ``count``."""
+        return self.wait_until(lambda requests: len(requests) >= count, timeout, f"{count} webhook requests")
 
     def wait_until(self, predicate: Callable[[list[ReceivedRequest]], bool], timeout: float = 30.0,
                    what: str = "the expected webhook requests") -> list[ReceivedRequest]:
