@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
-from alerts.api.views import notification_json
-from alerts.notify.message import alert_object
+from alerts.presentation import alert_object, notification_json
 
 router = APIRouter(prefix="/api/v1", strict_content_type=False)
 

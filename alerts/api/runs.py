@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_project
 from alerts.api.schemas import AlertsBody, RecordsBody, RunInit
-from alerts.api.views import history_row_json, run_json
 from alerts.model import Run
 from alerts.names import readable_name
+from alerts.presentation import history_row_json, run_json
 from alerts.service import Service
 from alerts.storage.base import NewRun
 

@@ -20,7 +20,8 @@ from typing import Any
 from alerts.dispatch.router import Router
 from alerts.dispatch.routes import Route
 from alerts.model import Alert, AlertSource, AlertStatus, Run
-from alerts.notify.message import alert_object, group_key
+from alerts.notify.message import group_key
+from alerts.presentation import alert_object
 
 log = logging.getLogger(__name__)
 

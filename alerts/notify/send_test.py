@@ -10,7 +10,8 @@ from alerts.config.settings import AlertsSettings
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
 from alerts.notify.channels import ChannelContext, build_channels
-from alerts.notify.message import group_key, iso
+from alerts.notify.message import group_key
+from alerts.presentation import iso
 from alerts.storage import open_store
 
 

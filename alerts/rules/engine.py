@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
-from alerts.notify.message import iso, run_url
+from alerts.presentation import iso, run_url
 from alerts.rules.conditions import Verdict
 from alerts.rules.lifecycle import SeriesState, Transition, advance
 from alerts.rules.loader import Rule, RuleSet

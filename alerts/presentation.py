@@ -1,0 +1,87 @@
+"""How the service shows its objects: alert objects (SPEC §7), runs, notifications, URLs and times.
+
+One neutral home for presentation: the rule engine, the JSON API, the dashboard and the channels all
+import it, so evaluation never reaches into delivery (``rules/`` imports nothing from ``notify/``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.model import Alert, Notification, Run
+
+
+def iso(ts: float | None) -> str | None:
+    """UNIX seconds as ``2026-11-28T17:00:00Z`` (milliseconds kept when present)."""
+    if ts is None:
+        return None
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def json_float(value: float | None) -> float | str | None:
+    """JSON has no NaN/Infinity: spell them as the protocol does."""
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def run_url(public_url: str, project: str, run_id: str) -> str:
+    return f"{public_url.rstrip('/')}/runs/{project}/{run_id}"
+
+
+def alert_object(alert: Alert, run: Run | None, public_url: str) -> dict[str, Any]:
+    url = run_url(public_url, alert.project, run.id) if run else public_url
+    return {
+        "id": alert.id,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status.value,
+        "source": alert.source.value,
+        "rule": alert.rule,
+        "title": alert.title,
+        "text": alert.text,
+        "severity": alert.severity.value,
+        "labels": dict(alert.labels),
+        "project": alert.project,
+        "run": {"id": run.id, "name": run.name, "url": url, "state": run.state.value} if run else None,
+        "metric": alert.metric,
+        "value": json_float(alert.value),
+        "threshold": json_float(alert.threshold),
+        "step": alert.step,
+        "starts_at": iso(alert.starts_at),
+        "ends_at": iso(alert.ends_at),
+        "url": url,
+        "suppressed_count": alert.suppressed_count,
+        "delayed": alert.delayed,
+        "resolved_reason": alert.resolved_reason,
+    }
+
+
+
+def run_json(run: Run, public_url: str) -> dict[str, Any]:
+    return {
+        "project": run.project, "id": run.id, "name": run.name, "state": run.state.value,
+        "url": run_url(public_url, run.project, run.id), "config": run.config, "tags": run.tags,
+        "notes": run.notes, "group": run.group, "job_type": run.job_type, "summary": run.summary,
+        "created_at": iso(run.created_at), "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at), "last_contact": iso(run.last_contact),
+        "exit_code": run.exit_code, "failure_reason": run.failure_reason,
+        "console_tail": run.console_tail, "last_seq": run.last_seq, "host": run.host, "pid": run.pid,
+    }
+
+
+def history_row_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: json_float(value) if isinstance(value, float) else value for key, value in row.items()}
+
+
+def notification_json(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id, "channel": notification.channel, "group_key": notification.group_key,
+        "status": notification.status.value, "attempts": notification.attempts,
+        "next_attempt_at": iso(notification.next_attempt_at), "last_error": notification.last_error,
+        "created_at": iso(notification.created_at), "delivered_at": iso(notification.delivered_at),
+        "message": notification.message,
+    }
