@@ -59,6 +59,9 @@ def create_app(service: Service) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from alerts.web import install as install_dashboard  # the web layer sits on top of the API
+
+    install_dashboard(app, service)
     return app
 
 

@@ -136,6 +136,10 @@ class Store(ABC):
                         name: str | None = None, limit: int = 100, offset: int = 0) -> list[Run]: ...
 
     @abstractmethod
+    async def list_projects(self) -> list[dict[str, Any]]:
+        """Every project with runs: ``{"name", "runs", "running", "last_started_at"}``, by name."""
+
+    @abstractmethod
     async def touch_run(self, run_pk: int, at: float) -> None:
         """Record contact from the run's process (what heartbeat loss is measured against)."""
 

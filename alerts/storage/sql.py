@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Table, bindparam, event, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -182,6 +182,16 @@ class SqlStore(Store):
         if tag is not None:  # tags are a JSON list; filtering here keeps the SQL portable
             found = [run for run in found if tag in run.tags]
         return found[offset:offset + limit]
+
+    async def list_projects(self) -> list[dict[str, Any]]:
+        query = (select(t.runs.c.project, func.count(), func.sum(case((t.runs.c.state == RunState.RUNNING.value, 1),
+                                                                   else_=0)),
+                        func.max(t.runs.c.started_at))
+                 .group_by(t.runs.c.project).order_by(t.runs.c.project))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [{"name": name, "runs": int(count), "running": int(running or 0), "last_started_at": last}
+                for name, count, running, last in rows]
 
     async def touch_run(self, run_pk: int, at: float) -> None:
         async with self._begin() as conn:
