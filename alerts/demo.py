@@ -59,6 +59,8 @@ def _stream(base_url: str, key: str, server: object, once: bool, failures: list[
                 break
         except httpx.TransportError:
             time.sleep(0.1)
+    # Printed, not logged: the key is for the person at this terminal, like `alerts keys create` prints it.
+    print(_dashboard_banner(base_url, key), flush=True)
     log.warning("demo: streaming %d simulated runs to %s (project %r)", len(SCENARIOS), base_url, DEMO_PROJECT)
     env = {**os.environ, "RUNWATCH_BASE_URL": base_url, "RUNWATCH_API_KEY": key,
            "RUNWATCH_PROJECT": DEMO_PROJECT}
@@ -70,8 +72,12 @@ def _stream(base_url: str, key: str, server: object, once: bool, failures: list[
         expected = 1 if scenario == "crashing" else 0
         if code != expected:
             failures.append(f"{scenario} exited {code}")
-    log.warning("demo: all runs ended; see them with: curl -H 'Authorization: Bearer <key>' %s/api/v1/runs",
-                base_url)
+    log.warning("demo: all runs ended; look at them on the dashboard: %s/projects/%s", base_url, DEMO_PROJECT)
     if once:
         time.sleep(2.0)  # let the last notifications go out
         server.should_exit = True  # type: ignore[attr-defined]
+
+
+def _dashboard_banner(base_url: str, key: str) -> str:
+    return (f"\nDashboard: {base_url}/projects/{DEMO_PROJECT}\n"
+            f"Log in with this API key (project {DEMO_PROJECT!r}): {key}\n")

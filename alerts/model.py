@@ -6,7 +6,7 @@ Plain dataclasses: the store returns them, the stages pass them on, the API rend
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +82,7 @@ class Run:
     last_seq: int = 0
     host: str | None = None
     pid: int | None = None
+    system: dict[str, Any] = field(default_factory=dict)  # OS, Python, git, CPUs, GPUs (SDK's init)
 
 
 @dataclass

@@ -70,6 +70,7 @@ def run_json(run: Run, public_url: str) -> dict[str, Any]:
         "finished_at": iso(run.finished_at), "last_contact": iso(run.last_contact),
         "exit_code": run.exit_code, "failure_reason": run.failure_reason,
         "console_tail": run.console_tail, "last_seq": run.last_seq, "host": run.host, "pid": run.pid,
+        "system": run.system,
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,6 +43,14 @@ _RESTART_ONLY = ("server", "storage", "runs")
 """Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
 
 
+@dataclass(frozen=True)
+class ReloadFailure:
+    """The last reload that failed: when, and every problem (``file:line:col: ...``) it reported."""
+
+    at: float
+    errors: list[str]
+
+
 class Service:
     def __init__(self, settings: AlertsSettings, *, store: Store | None = None,
                  ruleset: RuleSet | None = None, settings_source: SettingsSource | None = None) -> None:
@@ -67,6 +77,8 @@ class Service:
         self.runs.listeners.append(self.rules)
         self.scheduler = AsyncIOScheduler()
         self._reloading = asyncio.Lock()
+        self.last_reload_error: ReloadFailure | None = None
+        """Set when a reload fails (the old config stays active), cleared by the next good one."""
 
     async def start(self) -> None:
         """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
@@ -107,6 +119,7 @@ class Service:
             except ConfigError as exc:
                 for line in exc.errors:
                     log.error("reload failed, keeping the running config: %s", line)
+                self.last_reload_error = ReloadFailure(time.time(), list(exc.errors))
                 raise
             restart = [name for name in _RESTART_ONLY if getattr(settings, name) != getattr(self.settings, name)]
             for name in _RESTART_ONLY:  # the running values stay in force
@@ -119,6 +132,7 @@ class Service:
             self._intervals = intervals
             await self.dispatcher.reroute(router)
             self.settings, self.ruleset = settings, ruleset
+            self.last_reload_error = None
         if restart:
             log.warning("reload: changes to %s take effect after a restart", ", ".join(restart))
         log.info("reloaded the config: %d rules (%s); channels %s", len(ruleset.rules),

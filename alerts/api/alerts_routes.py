@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
+from alerts.model import AlertSource, Severity
 from alerts.presentation import alert_object, notification_json
 
 router = APIRouter(prefix="/api/v1", strict_content_type=False)
@@ -17,8 +18,10 @@ router = APIRouter(prefix="/api/v1", strict_content_type=False)
 @router.get("/alerts")
 async def list_alerts(key: CurrentKey, service: CurrentService, project: str | None = None,
                       status: Literal["pending", "firing", "resolved"] | None = None,
-                      run: str | None = None,
+                      run: str | None = None, rule: str | None = None, severity: Severity | None = None,
+                      source: AlertSource | None = None,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
+    """Alerts, newest first; every filter given must match (``run`` needs ``project`` for an admin key)."""
     if project is None and not key.admin:
         project = key.project
     if project is not None:
@@ -32,7 +35,9 @@ async def list_alerts(key: CurrentKey, service: CurrentService, project: str | N
         if run_obj is None:
             return {"alerts": []}  # a run the service never saw has no alerts (not the whole project's)
         run_pk = run_obj.pk
-    alerts = await service.store.list_alerts(project=project, status=status, run_pk=run_pk, limit=limit)
+    alerts = await service.store.list_alerts(
+        project=project, status=status, run_pk=run_pk, rule=rule, limit=limit,
+        severity=None if severity is None else severity.value, source=None if source is None else source.value)
     runs = await service.store.get_runs_by_pk([a.run_pk for a in alerts if a.run_pk is not None])
     now = time.time()
     out = []

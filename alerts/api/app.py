@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from alerts import __version__
-from alerts.api import admin, alerts_routes, runs, silences
+from alerts.api import admin, alerts_routes, runs, series, silences
 from alerts.api.errors import BodyLimit, install_error_handlers
 from alerts.errors import ConfigError
 from alerts.service import Service
@@ -54,6 +54,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(alerts_routes.router)
     app.include_router(admin.router)
     app.include_router(silences.router)
+    app.include_router(series.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

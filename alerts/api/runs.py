@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from alerts.api.auth import CurrentKey, CurrentService, require_project
 from alerts.api.schemas import AlertsBody, RecordsBody, RunInit
+from alerts.export import history_csv, history_json
 from alerts.model import Run
 from alerts.names import readable_name
 from alerts.presentation import history_row_json, run_json
@@ -39,7 +41,7 @@ async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> d
     new = NewRun(project=body.project, id=body.id, name=body.name or readable_name(body.id),
                  config=body.config, tags=body.tags, notes=body.notes, group=body.group,
                  job_type=body.job_type, started_at=body.started_at or time.time(), host=body.host,
-                 pid=body.pid)
+                 pid=body.pid, system=body.system or {})
     run, created = await service.runs.init_run(new, resume=resume)
     return {**run_json(run, service.public_url), "heartbeat_interval": service.settings.heartbeat_interval,
             "resumed": not created}
@@ -103,13 +105,26 @@ async def get_run(project: str, run_id: str, key: CurrentKey, service: CurrentSe
             "events": [{"state": e.state.value, "reason": e.reason, "at": e.at} for e in events]}
 
 
-@router.get("/runs/{project}/{run_id}/history")
+@router.get("/runs/{project}/{run_id}/history", response_model=None, responses={200: {"content": {
+    "application/json": {}, "text/csv": {}}, "description": "A page of rows, or with `format` the whole export"}})
 async def history(project: str, run_id: str, key: CurrentKey, service: CurrentService,
                   keys: str | None = None, after_step: int = -1,
-                  limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> dict[str, Any]:
+                  limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+                  format: Literal["json", "csv"] | None = None) -> dict[str, Any] | StreamingResponse:
+    """A page of rows (``limit`` steps after ``after_step``); with ``format``, every row after
+    ``after_step`` streamed as a JSON array or CSV (``alerts.export``)."""
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
-    wanted = [k for k in keys.split(",") if k] if keys else None
+    wanted = list(dict.fromkeys(k for k in (keys or "").split(",") if k)) or None  # in order, once each
+    if format == "csv":
+        columns = wanted or await service.store.metric_keys(run.pk)
+        return StreamingResponse(
+            history_csv(service.store, run.pk, keys=wanted, columns=columns, after_step=after_step),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{project}-{run_id}-history.csv"'})
+    if format == "json":
+        return StreamingResponse(history_json(service.store, run.pk, keys=wanted, after_step=after_step),
+                                 media_type="application/json")
     rows = await service.store.history(run.pk, keys=wanted, after_step=after_step, limit=limit)
     # Paging follows the step table, so a page filtered down to few rows still advances.
     full_page = await service.store.history(run.pk, keys=None, after_step=after_step, limit=limit) \

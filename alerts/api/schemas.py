@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from alerts.ingest.protocol import RecordsBody, Timestamp, _Body
 
@@ -12,6 +13,7 @@ __all__ = ["AlertCall", "AlertsBody", "RecordsBody", "RunInit"]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+MAX_SYSTEM_BYTES = 64 * 1024
 
 
 class RunInit(_Body):
@@ -27,6 +29,21 @@ class RunInit(_Body):
     resume: bool | Literal["allow", "never", "must"] | None = None
     host: Annotated[str, Field(max_length=300)] | None = None
     pid: int | None = None
+    # What the SDK learnt about the machine at init (OS, Python, program, git, CPUs, GPUs); free-form.
+    system: dict[str, Any] | None = None
+
+    @field_validator("system")
+    @classmethod
+    def _system_bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except ValueError:
+            raise ValueError("system info must be plain JSON, without NaN or infinity") from None
+        if size > MAX_SYSTEM_BYTES:
+            raise ValueError(f"system info must be at most {MAX_SYSTEM_BYTES} bytes of JSON, got {size}")
+        return value
 
 
 class AlertCall(_Body):

@@ -47,6 +47,11 @@ def _check_scope(key: ApiKey, matchers: list[Matcher]) -> None:
         raise HTTPException(403, f"a project key may only create silences with the matcher project={key.project}")
 
 
+def visible_to(key: ApiKey, silence: Silence) -> bool:
+    """Admins see every silence; a project key those with a matcher on its project."""
+    return key.admin or any(m.name == "project" and m.value == key.project for m in silence.matchers)
+
+
 def create_silence(body: SilenceBody, matchers: list[Matcher], now: float) -> Silence:
     starts_at = body.starts_at if body.starts_at is not None else now
     if body.ends_at is not None:
@@ -83,8 +88,7 @@ async def list_silences(key: CurrentKey, service: CurrentService,
                         state: Literal["pending", "active", "expired"] | None = None) -> dict[str, Any]:
     now = time.time()
     silences = [Silence.from_json(row) for row in await service.store.list_silences()]
-    if not key.admin:
-        silences = [s for s in silences if any(m.name == "project" and m.value == key.project for m in s.matchers)]
+    silences = [s for s in silences if visible_to(key, s)]
     return {"silences": [silence_json(s, now) for s in silences if state is None or s.state(now) == state]}
 
 

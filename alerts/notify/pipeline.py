@@ -80,8 +80,10 @@ class Pipeline:
         route = group.route
         firing = [e for e in entries if e.alert.status is AlertStatus.FIRING]
         resolved = [e for e in entries if e.alert.status is AlertStatus.RESOLVED]
-        firing_keys = frozenset(e.key for e in firing)
-        resolved_keys = frozenset(e.key for e in resolved)
+        # By alert id, not fingerprint: each firing episode of a series is its own alert. A series that
+        # resolved while silenced (so nobody heard it resolve) and fires again is news, not a repeat.
+        firing_keys = frozenset(e.alert.id for e in firing)
+        resolved_keys = frozenset(e.alert.id for e in resolved)
         entry = self._nflog.get(channel, group.key)
         if not needs_update(entry, firing_keys, resolved_keys, send_resolved=route.send_resolved,
                             repeat_interval=route.repeat_interval, now=now):

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
 from alerts.presentation import iso, run_url
@@ -42,6 +42,23 @@ class _RunContext:
     started_seen: float = 0.0
     plans: dict[str, _KeyPlan] = field(default_factory=dict)
     """Per metric key: the rules that apply to this run, bound to their series state (built once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSeries:
+    """A pending or firing (rule, run, metric) series, as :meth:`RuleEngine.active_series` reports it."""
+
+    rule: Rule
+    project: str
+    run_pk: int
+    metric: str
+    status: Literal["pending", "firing"]
+    since: float | None
+    """When the condition started to hold (pending) or the alert fired (firing)."""
+    step: int | None
+    labels: dict[str, str]
+    alert: Alert | None
+    """The firing alert; None while pending."""
 
 
 @dataclass(slots=True)
@@ -120,6 +137,36 @@ class RuleEngine:
     @property
     def rules(self) -> list[Rule]:
         return list(self._rules.values())
+
+    def active_series(self) -> list[ActiveSeries]:
+        """Every series that is pending or firing now (the dashboard's rule counts and pending alerts).
+
+        A pending series has no alert yet, so it exists only here; it is listed while its run is known
+        to the engine (running), which is when it can still fire.
+        """
+        found: list[ActiveSeries] = []
+        for (name, run_pk, metric), state in self._series.items():
+            rule = self._rules.get(name)
+            if rule is None:
+                continue
+            if state.alert is not None:  # state.status == "firing"
+                found.append(ActiveSeries(rule, state.alert.project, run_pk, metric, "firing",
+                                          state.alert.starts_at, state.alert.step, dict(state.alert.labels),
+                                          state.alert))
+            elif state.status == "pending" and run_pk in self._runs:
+                run = self._runs[run_pk].run
+                found.append(ActiveSeries(rule, run.project, run_pk, metric, "pending", state.pending_since,
+                                          state.last_step if state.last_step >= 0 else None,
+                                          alert_labels(rule, run, metric), None))
+        return found
+
+    def series_counts(self, *, project: str | None = None) -> dict[str, dict[str, int]]:
+        """Per rule name: how many series are ``pending`` and ``firing`` (of ``project`` only, if given)."""
+        counts = {name: {"pending": 0, "firing": 0} for name in self._rules}
+        for series in self.active_series():
+            if project is None or series.project == project:
+                counts[series.rule.name][series.status] += 1
+        return counts
 
     # Setup and reload -----------------------------------------------------------------------------
     async def start(self, ruleset: RuleSet) -> None:
@@ -326,11 +373,7 @@ class RuleEngine:
               step: int | None, timestamp: float, *, reason: str | None = None) -> Alert:
         run = context.run
         spec = rule.spec
-        labels = {"alertname": spec.name, "rule": spec.name, "source": AlertSource.RULE.value,
-                  "severity": spec.severity.value, "project": run.project, "run": run.id, "run_name": run.name}
-        if metric:
-            labels["metric"] = metric
-        labels.update(spec.labels)
+        labels = alert_labels(rule, run, metric)
         value = None if verdict.value is None else float(verdict.value)
         template_context = {
             "rule": rule.template_rule(),
@@ -378,6 +421,17 @@ class RuleEngine:
             log.info("alert %s %s: %s (%s)", alert.rule, alert.status.value, alert.title,
                      alert.resolved_reason or alert.labels.get("run", ""))
         await self._sink(alerts, run)
+
+
+def alert_labels(rule: Rule, run: Run, metric: str) -> dict[str, str]:
+    """The labels of the alerts of one series (SPEC §6): the rule's own labels last, so they may override."""
+    spec = rule.spec
+    labels = {"alertname": spec.name, "rule": spec.name, "source": AlertSource.RULE.value,
+              "severity": spec.severity.value, "project": run.project, "run": run.id, "run_name": run.name}
+    if metric:
+        labels["metric"] = metric
+    labels.update(spec.labels)
+    return labels
 
 
 def _same(old: Rule, new: Rule) -> bool:

@@ -7,7 +7,7 @@ method return knows the data survives a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +90,36 @@ class NewRun:
     started_at: float
     host: str | None
     pid: int | None
+    system: dict[str, Any] = field(default_factory=dict)
+
+
+SeriesX = Literal["step", "time"]
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    """One metric series as a chart of ``width`` pixel columns draws it (``Store.series``).
+
+    Columns, one entry per point (``raw``) or per non-empty pixel column (``minmax``): ``xs``/``xe`` the
+    first/last x in it (equal in raw mode), ``mins``/``maxs`` the least/greatest *finite* value (None when
+    it holds none; equal in raw mode), ``counts`` its number of points (1 in raw mode). Non-finite points
+    are never folded into min/max: ``nonfinite`` holds, per column and kind (NaN, +inf, -inf), the x of
+    the first such point, the kind as a float, and how many of that kind the column holds.
+    """
+
+    key: str
+    x: SeriesX
+    mode: Literal["raw", "minmax"]
+    points: int
+    """Points of the whole series (any window)."""
+    extent: tuple[float, float] | None
+    """The x range of the whole series; None when it has no points."""
+    xs: list[float] = field(default_factory=list)
+    xe: list[float] = field(default_factory=list)
+    mins: list[float | None] = field(default_factory=list)
+    maxs: list[float | None] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    nonfinite: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 class Store(ABC):
@@ -171,12 +201,49 @@ class Store(ABC):
     @abstractmethod
     async def history(self, run_pk: int, *, keys: list[str] | None, after_step: int,
                       limit: int) -> list[dict[str, Any]]:
-        """Rows ``{"_step", "_timestamp", "_runtime", key: value...}`` with step > after_step, by step."""
+        """Rows ``{"_step", "_timestamp", "_runtime", key: value...}`` with step > after_step, by step.
+
+        ``limit`` counts steps, not rows: with ``keys``, only the rows that have one of the keys are
+        returned (W&B's ``history(keys=...)``), so a page may hold fewer rows than ``limit``.
+        """
+
+    @abstractmethod
+    def history_pages(self, run_pk: int, *, keys: list[str] | None,
+                      after_step: int = -1) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every ``history`` row after ``after_step``, in pages of a bounded number of points.
+
+        Each page is read on its own, so a slow reader of a long export holds no transaction open; a
+        run that is still logging shows the steps that were stored when their page was read.
+        """
+
+    @abstractmethod
+    async def metric_keys(self, run_pk: int) -> list[str]:
+        """Every metric key the run has logged, sorted."""
+
+    @abstractmethod
+    async def series(self, run_pk: int, key: str, *, x: SeriesX = "step", start: float | None = None,
+                     end: float | None = None, width: int = 1000) -> SeriesData:
+        """The points of ``key`` with ``start <= x <= end`` (None: unbounded), x being the step or the
+        point's timestamp, downsampled for a chart ``width`` pixel columns wide.
+
+        At most ``2 * width`` points in the window come back raw; more are reduced in the database to one
+        min/max column per x interval of ``1/width`` of the window's points' x range, so a spike stays its
+        column's max and a lone NaN/inf stays visible in ``nonfinite``. An unknown key is an empty series.
+        """
+
+    @abstractmethod
+    async def steps_at(self, run_pk: int, timestamps: list[float]) -> dict[float, int | None]:
+        """For each time, the first step logged at or after it (None if none): where a time falls on the
+        step axis."""
 
     @abstractmethod
     async def list_media(self, run_pk: int) -> list[dict[str, Any]]: ...
 
     # Alerts -------------------------------------------------------------------------------------
+    @abstractmethod
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        """The alert with this id (rule or ``alert()`` call), or None."""
+
     @abstractmethod
     async def add_explicit_alerts(self, project: str, run_id: str, calls: list[AlertCall],
                                   build: Callable[[AlertCall, int], Alert]) -> list[AlertCallOutcome]:
@@ -194,7 +261,9 @@ class Store(ABC):
 
     @abstractmethod
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
-                          source: str | None = None, limit: int = 500) -> list[Alert]: ...
+                          source: str | None = None, rule: str | None = None, severity: str | None = None,
+                          limit: int = 500) -> list[Alert]:
+        """The newest alerts first; every filter given must match."""
 
     # Notification outbox ------------------------------------------------------------------------
     @abstractmethod

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Table, bindparam, case, event, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -41,8 +41,11 @@ from alerts.storage.base import (
     NewRun,
     RecordBatch,
     RunExit,
+    SeriesData,
+    SeriesX,
     Store,
 )
+from alerts.storage.series import create_series_columns, read_series
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -84,6 +87,7 @@ class SqlStore(Store):
             self._engine = create_async_engine(async_url(self._url))
             if self._dialect == "sqlite":
                 event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+                event.listen(self._engine.sync_engine, "connect", create_series_columns)
             async with self._engine.begin() as conn:
                 await conn.run_sync(_migrate)
         except Exception as exc:  # the message must not carry the URL: it may hold a password
@@ -136,7 +140,7 @@ class SqlStore(Store):
             inserted = await conn.execute(self._insert(t.runs).values(
                 project=new.project, id=new.id, name=new.name, state=RunState.RUNNING.value,
                 config=new.config, tags=new.tags, notes=new.notes, group_name=new.group,
-                job_type=new.job_type, summary={}, host=new.host, pid=new.pid, created_at=at,
+                job_type=new.job_type, summary={}, host=new.host, pid=new.pid, system=new.system, created_at=at,
                 started_at=new.started_at, last_contact=at, last_seq=0,
             ).on_conflict_do_nothing())
             created = bool(inserted.rowcount)
@@ -146,6 +150,8 @@ class SqlStore(Store):
                 await _add_event(conn, row.pk, RunState.RUNNING, "started", at)
             else:
                 values: dict[str, Any] = {"last_contact": at}
+                if new.system:  # a resumed run describes its newest machine; an init without it keeps the old
+                    values["system"] = new.system
                 if row.state != RunState.RUNNING.value:
                     values.update(state=RunState.RUNNING.value, finished_at=None, exit_code=None,
                                   failure_reason=None)
@@ -252,26 +258,40 @@ class SqlStore(Store):
     async def history(self, run_pk: int, *, keys: list[str] | None, after_step: int,
                       limit: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
-            step_rows = (await conn.execute(
-                select(t.steps).where(t.steps.c.run_pk == run_pk, t.steps.c.step > after_step)
-                .order_by(t.steps.c.step).limit(limit))).all()
-            if not step_rows:
-                return []
-            last = step_rows[-1].step
-            query = select(t.metrics.c.step, t.metrics.c.key, t.metrics.c.value).where(
-                t.metrics.c.run_pk == run_pk, t.metrics.c.step > after_step, t.metrics.c.step <= last)
-            if keys:
-                query = query.where(t.metrics.c.key.in_(keys))
-            points = (await conn.execute(query)).all()
-        rows = {row.step: {"_step": row.step, "_timestamp": row.timestamp, "_runtime": row.runtime}
-                for row in step_rows}
-        for step, key, value in points:
-            if step in rows:
-                rows[step][key] = math.nan if value is None else value
-        ordered = list(rows.values())
-        if keys:  # W&B's history(keys=...) only returns rows that have the keys
-            ordered = [row for row in ordered if any(key in row for key in keys)]
-        return ordered
+            rows, _ = await _history_page(conn, run_pk, keys=keys, after_step=after_step, limit=limit)
+        return rows
+
+    async def history_pages(self, run_pk: int, *, keys: list[str] | None,
+                            after_step: int = -1) -> AsyncIterator[list[dict[str, Any]]]:
+        while True:
+            # A connection per page: a slow reader must not pin a read transaction (and with it the
+            # SQLite WAL) for the whole export.
+            async with self.engine.connect() as conn:
+                columns = keys or await _metric_keys(conn, run_pk)
+                rows, last = await _history_page(conn, run_pk, keys=keys, columns=columns, after_step=after_step,
+                                                 limit=max(100, _PAGE_POINTS // max(1, len(columns))))
+            if rows:
+                yield rows
+            if last is None:
+                return
+            after_step = last
+
+    async def metric_keys(self, run_pk: int) -> list[str]:
+        async with self.engine.connect() as conn:
+            return await _metric_keys(conn, run_pk)
+
+    async def series(self, run_pk: int, key: str, *, x: SeriesX = "step", start: float | None = None,
+                     end: float | None = None, width: int = 1000) -> SeriesData:
+        async with self.engine.connect() as conn:  # one read transaction: every pass sees the same points
+            return await read_series(conn, self._dialect, run_pk, key, x=x, start=start, end=end, width=width)
+
+    async def steps_at(self, run_pk: int, timestamps: list[float]) -> dict[float, int | None]:
+        found: dict[float, int | None] = {}
+        async with self.engine.connect() as conn:
+            for at in sorted(set(timestamps)):
+                found[at] = (await conn.execute(select(func.min(t.steps.c.step)).where(
+                    t.steps.c.run_pk == run_pk, t.steps.c.timestamp >= at))).scalar()
+        return found
 
     async def list_media(self, run_pk: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
@@ -280,6 +300,11 @@ class SqlStore(Store):
         return [{"key": row.key, "step": row.step, "kind": row.kind, "value": row.value} for row in rows]
 
     # Alerts -------------------------------------------------------------------------------------
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id))).first()
+        return None if row is None else _alert(row)
+
     async def add_explicit_alerts(self, project: str, run_id: str, calls: list[AlertCall],
                                   build: Callable[[AlertCall, int], Alert]) -> list[AlertCallOutcome]:
         if not calls:
@@ -333,10 +358,15 @@ class SqlStore(Store):
             ), [_alert_row(alert) for alert in alerts])
 
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
-                          source: str | None = None, limit: int = 500) -> list[Alert]:
+                          source: str | None = None, rule: str | None = None, severity: str | None = None,
+                          limit: int = 500) -> list[Alert]:
         query = select(t.alerts).order_by(t.alerts.c.starts_at.desc()).limit(limit)
         if source is not None:
             query = query.where(t.alerts.c.source == source)
+        if rule is not None:
+            query = query.where(t.alerts.c.rule == rule)
+        if severity is not None:
+            query = query.where(t.alerts.c.severity == severity)
         if project is not None:
             query = query.where(t.alerts.c.project == project)
         if status is not None:
@@ -483,6 +513,55 @@ def _hot_statements(dialect: str) -> dict[str, str]:
     }
 
 
+# About this many metric points make one page of an export (steps per page = this / keys of the run).
+_PAGE_POINTS = 100_000
+
+# The distinct keys of a run by a loose index scan: one seek on the (run_pk, key, step) primary key per
+# key, where DISTINCT would read every point of the run (millions for a long one) to find a few keys.
+_METRIC_KEYS = text(
+    "WITH RECURSIVE found(key) AS ("
+    "SELECT MIN(key) FROM metrics WHERE run_pk = :run_pk "
+    "UNION ALL "
+    "SELECT (SELECT MIN(m.key) FROM metrics m WHERE m.run_pk = :run_pk AND m.key > found.key) "
+    "FROM found WHERE found.key IS NOT NULL) "
+    "SELECT key FROM found WHERE key IS NOT NULL")
+
+
+async def _metric_keys(conn: AsyncConnection, run_pk: int) -> list[str]:
+    # Sorted here, not by the database: PostgreSQL would order by its collation, not by code point.
+    return sorted((await conn.execute(_METRIC_KEYS, {"run_pk": run_pk})).scalars())
+
+
+async def _history_page(conn: AsyncConnection, run_pk: int, *, keys: list[str] | None, after_step: int,
+                        limit: int, columns: list[str] | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """The rows of the next ``limit`` steps after ``after_step`` and the last of those steps (None when
+    there are none), which is where the next page starts even if ``keys`` filtered every row out.
+
+    ``columns`` are the keys to read (``keys``, or else every key of the run, when not given).
+    """
+    step_rows = (await conn.execute(
+        select(t.steps).where(t.steps.c.run_pk == run_pk, t.steps.c.step > after_step)
+        .order_by(t.steps.c.step).limit(limit))).all()
+    if not step_rows:
+        return [], None
+    last = step_rows[-1].step
+    rows = {row.step: {"_step": row.step, "_timestamp": row.timestamp, "_runtime": row.runtime}
+            for row in step_rows}
+    m = t.metrics.c
+    # Naming the keys lets the (run_pk, key, step) primary key find each key's step range; without them
+    # the database would read every point of the run to pick this page's steps.
+    for chunk in _chunks(columns or keys or await _metric_keys(conn, run_pk), 500):
+        points = (await conn.execute(select(m.step, m.key, m.value).where(
+            m.run_pk == run_pk, m.key.in_(chunk), m.step > after_step, m.step <= last))).all()
+        for step, key, value in points:
+            if step in rows:
+                rows[step][key] = math.nan if value is None else value
+    ordered = list(rows.values())
+    if keys:  # W&B's history(keys=...) only returns rows that have the keys
+        ordered = [row for row in ordered if any(key in row for key in keys)]
+    return ordered, last
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the CLI (keys, silences) write while the service reads; busy_timeout waits for locks.
@@ -543,7 +622,7 @@ def _run(row: Any) -> Run:
         summary=row.summary, created_at=row.created_at, started_at=row.started_at,
         last_contact=row.last_contact, finished_at=row.finished_at, exit_code=row.exit_code,
         failure_reason=row.failure_reason, console_tail=row.console_tail, last_seq=row.last_seq,
-        host=row.host, pid=row.pid,
+        host=row.host, pid=row.pid, system=row.system or {},
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -57,6 +58,7 @@ runs = Table(
     Column("summary", JSON, nullable=False),
     Column("host", String(300), nullable=True),
     Column("pid", Integer, nullable=True),
+    Column("system", JSON, nullable=True, server_default=text("'{}'")),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),

@@ -32,10 +32,10 @@ class _LongCachedStatic(StaticFiles):
 
 def install(app: FastAPI, service: Service) -> None:
     """Add the dashboard's pages and static files to the service's app."""
-    from alerts.web.views import login, projects
+    from alerts.web.views import alerts, compare, login, notifications, projects, rules, run, silences
     from alerts.web.views.base import STATIC
 
     app.state.sessions = Sessions(service.store)
     app.mount("/static", _LongCachedStatic(directory=STATIC), name="static")
-    for module in (login, projects):
+    for module in (login, projects, run, compare, alerts, rules, silences, notifications):
         app.include_router(module.pages.router)

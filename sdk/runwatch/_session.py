@@ -71,7 +71,7 @@ def init(
     A run that is still active is finished first. ``mode``: ``online`` (default), ``offline`` (spool
     only; upload later with ``runwatch sync``) or ``disabled`` (every call accepted, nothing done).
     ``settings`` overrides fields of ``runwatch.settings.Settings`` (e.g. ``finish_timeout``,
-    ``max_queue_bytes``, ``system_metrics``). ``clock``/``new_uuid``/``transport_factory`` are seams
+    ``max_queue_bytes``, ``system_metrics``, ``disable_git``). ``clock``/``new_uuid``/``transport_factory`` are seams
     for tests.
     """
     global _active, _last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ class Api:
         key = api_key or os.environ.get("RUNWATCH_API_KEY") or load_api_key(self.base_url)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # An export is as long as the run: bound the wait for each chunk, not the whole download.
+        self._stream_timeout = httpx.Timeout(timeout, read=max(timeout, 300.0))
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         import httpx
@@ -59,10 +62,31 @@ class Api:
             raise ValueError(f"run path must look like 'project/run_id', got {path!r}")
         return ApiRun(self, self._get(f"/api/v1/runs/{project}/{run_id}"))
 
-    def alerts(self, project: str | None = None, status: str | None = None,
-               run: str | None = None) -> list[dict[str, Any]]:
-        """Alert history (SPEC 7 alert objects plus ``suppressed_count`` and ``delayed``)."""
-        data = self._get("/api/v1/alerts", {"project": project, "status": status, "run": run})
+    def _stream_lines(self, path: str, params: Mapping[str, Any]) -> Iterator[str]:
+        """The lines of one streamed answer, read as they arrive (the response closes with the iterator)."""
+        import httpx
+
+        try:
+            with self._client.stream("GET", path, params=params, timeout=self._stream_timeout) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise Error(f"GET {path} failed: HTTP {resp.status_code}: {resp.text[:300]}")
+                yield from resp.iter_lines()
+        except httpx.HTTPError as exc:
+            raise Error(f"cannot read {path} from the Runwatch service at {self.base_url}: "
+                        f"{type(exc).__name__}") from None
+
+    def alerts(self, project: str | None = None, status: str | None = None, run: str | None = None, *,
+               rule: str | None = None, severity: str | None = None, source: str | None = None,
+               limit: int | None = None) -> list[dict[str, Any]]:
+        """Alert history, newest first (SPEC 7 alert objects plus ``suppressed_count`` and ``delayed``).
+
+        Every filter given must match: ``status`` (pending, firing, resolved), ``run`` (an id in
+        ``project``), ``rule`` (a rule name), ``severity`` (info, warning, error, critical) and ``source``
+        (``sdk`` for ``alert()`` calls, ``rule`` for rule alerts).
+        """
+        data = self._get("/api/v1/alerts", {"project": project, "status": status, "run": run, "rule": rule,
+                                            "severity": severity, "source": source, "limit": limit})
         return list(data.get("alerts", []))
 
 
@@ -97,24 +121,25 @@ class ApiRun:
     def path(self) -> str:
         return f"{self.project}/{self.id}"
 
-    def scan_history(self, keys: Sequence[str] | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every history row in step order, fetched page by page (``after_step``)."""
-        after = -1
-        params: dict[str, Any] = {"limit": page_size}
+    def scan_history(self, keys: Sequence[str] | None = None, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every history row in step order, decoded while it downloads (one streamed request).
+
+        Rows are W&B's: ``_step``, ``_timestamp``, ``_runtime`` and the keys that step logged (NaN and
+        ±inf as floats). With ``keys``, only the steps that logged one of them, and only those keys.
+        ``page_size`` is accepted for W&B compatibility; the export is not paged.
+        """
+        params: dict[str, Any] = {"format": "json"}
         if keys:
             params["keys"] = ",".join(keys)
-        while True:
-            params["after_step"] = after
-            data = self._api._get(f"/api/v1/runs/{self.project}/{self.id}/history", params)
-            for row in data.get("rows", []):
-                yield {k: decode_float(v) for k, v in row.items()}
-            nxt = data.get("next_after_step")
-            if nxt is None or nxt == after:
-                return
-            after = int(nxt)
+        # The service writes one row object per line between "[" and "]" (alerts.export).
+        for line in self._api._stream_lines(f"/api/v1/runs/{self.project}/{self.id}/history", params):
+            line = line.strip().rstrip(",")
+            if line.startswith("{"):
+                yield {k: decode_float(v) for k, v in json.loads(line).items()}
 
     def history(self, keys: Sequence[str] | None = None, pandas: bool = True) -> Any:
-        """All history rows: a pandas DataFrame if pandas is installed and wanted, else a list of dicts."""
+        """Every history row (as ``scan_history``): a pandas DataFrame if pandas is installed and wanted,
+        else a list of dicts."""
         rows = list(self.scan_history(keys))
         if pandas:
             try:

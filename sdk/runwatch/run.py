@@ -106,6 +106,11 @@ class Run:
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
+        if not settings.disable_system_info:
+            # Once, here on the caller's thread (a fork can never cut it in half); cheap, never raises.
+            from .sysinfo import collect
+
+            init_body["system"] = collect(git=not settings.disable_git)
         if transport_factory is None and self.mode == "online":
             # Built here, on the caller's thread during init (never in log): importing httpx and
             # creating its SSL context on the sender thread could be cut in half by a fork (DataLoader
@@ -121,10 +126,10 @@ class Run:
                 raise RuntimeError("offline runs have no transport")
 
         sampler = None
-        if settings.system_metrics:
+        if settings.system_metrics is not False:  # None: on when the runwatch[system] extra is there
             from .system import SystemMonitor
 
-            monitor = SystemMonitor.create()
+            monitor = SystemMonitor.create(warn=settings.system_metrics is True)
             sampler = monitor.sample if monitor is not None else None
         self._sender = Sender(
             init_body=init_body,

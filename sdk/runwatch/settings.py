@@ -2,7 +2,8 @@
 
 Precedence, highest first: explicit ``init()``/``login()`` arguments, environment variables
 (``RUNWATCH_API_KEY``, ``RUNWATCH_BASE_URL``, ``RUNWATCH_PROJECT``, ``RUNWATCH_MODE``, ``RUNWATCH_DIR``,
-``RUNWATCH_FINISH_TIMEOUT``, ``RUNWATCH_SYSTEM_METRICS``), then ``~/.config/runwatch/credentials.json``
+``RUNWATCH_FINISH_TIMEOUT``, ``RUNWATCH_SYSTEM_METRICS``, ``RUNWATCH_DISABLE_GIT``,
+``RUNWATCH_DISABLE_SYSTEM_INFO``), then ``~/.config/runwatch/credentials.json``
 (API keys keyed by base URL, written by ``runwatch login`` with mode 0600), then defaults.
 """
 
@@ -32,8 +33,14 @@ MODES = ("online", "offline", "disabled")
 class Settings:
     """Resolved settings of one run. Pass overrides as ``init(settings={...})``.
 
-    ``system_metrics`` is off by default: set ``settings={"system_metrics": True}`` or the env var
-    ``RUNWATCH_SYSTEM_METRICS=1`` (needs the ``runwatch[system]`` extra, i.e. psutil; GPUs via pynvml).
+    ``system_metrics``: None (the default) samples them when the ``runwatch[system]`` extra (psutil;
+    GPUs via pynvml) is installed and stays silent when it is not; ``False`` or the env var
+    ``RUNWATCH_SYSTEM_METRICS=0`` turns them off; ``True`` (or ``=1``) asks for them and warns once
+    without psutil.
+
+    At init the run records its system info once (OS, Python, program and arguments, git, CPUs,
+    memory, GPUs: ``runwatch.sysinfo``); ``disable_git=True`` (``RUNWATCH_DISABLE_GIT=1``) leaves out
+    the git part, ``disable_system_info=True`` (``RUNWATCH_DISABLE_SYSTEM_INFO=1``) all of it.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -50,10 +57,12 @@ class Settings:
     retry_max_backoff: float = 3.0
     request_timeout: float = 10.0
     linger: float = 0.002
-    system_metrics: bool = False
+    system_metrics: bool | None = None
     system_metrics_interval: float = 15.0
     console: bool = True
     signals: bool = True
+    disable_git: bool = False
+    disable_system_info: bool = False
 
     def __repr__(self) -> str:
         # The key must never end up in a log line or traceback.
@@ -136,6 +145,10 @@ def resolve_settings(
             pass
     if env.get("RUNWATCH_SYSTEM_METRICS"):
         s.system_metrics = _env_flag(env["RUNWATCH_SYSTEM_METRICS"])
+    if env.get("RUNWATCH_DISABLE_GIT"):
+        s.disable_git = _env_flag(env["RUNWATCH_DISABLE_GIT"])
+    if env.get("RUNWATCH_DISABLE_SYSTEM_INFO"):
+        s.disable_system_info = _env_flag(env["RUNWATCH_DISABLE_SYSTEM_INFO"])
     if isinstance(overrides, Settings):
         s = dataclasses.replace(overrides)
     elif overrides:

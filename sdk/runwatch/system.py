@@ -1,10 +1,12 @@
-"""Optional system metrics (extra ``runwatch[system]``: psutil, nvidia-ml-py).
+"""System metrics (extra ``runwatch[system]``: psutil, nvidia-ml-py).
 
-Off by default; enable with ``runwatch.init(settings={"system_metrics": True})`` or the env var
-``RUNWATCH_SYSTEM_METRICS=1``. Every 15 s the sender logs ``system/cpu_percent``,
-``system/memory_percent``, ``system/disk_percent`` and per GPU ``system/gpu.N.utilization``,
-``system/gpu.N.memory_percent``, ``system/gpu.N.temperature`` as ordinary history points at the
-current step (their own record: the service merges points by (run, key, step)).
+On by default when psutil can be imported (silently off when it cannot); off with
+``runwatch.init(settings={"system_metrics": False})`` or the env var ``RUNWATCH_SYSTEM_METRICS=0``.
+Asking for them explicitly (``True`` / ``=1``) without psutil warns once. Every 15 s the sender logs
+``system/cpu_percent``, ``system/memory_percent``, ``system/disk_percent`` and per GPU
+``system/gpu.N.utilization``, ``system/gpu.N.memory_percent``, ``system/gpu.N.temperature`` (charted under
+``system/``) as ordinary history points at the current step (their own record: the service merges
+points by (run, key, step)).
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ class SystemMonitor:
         psutil.cpu_percent(interval=None)  # the first call only primes the counter
 
     @classmethod
-    def create(cls) -> SystemMonitor | None:
+    def create(cls, *, warn: bool = True) -> SystemMonitor | None:
+        """A monitor, or None without psutil (warned once when ``warn``: the user asked for metrics)."""
         try:
             import psutil
         except ImportError:
-            log_once(
-                "system-missing",
-                "runwatch: system metrics need psutil: pip install 'runwatch[system]'",
-            )
+            if warn:
+                log_once(
+                    "system-missing",
+                    "runwatch: system metrics need psutil: pip install 'runwatch[system]'",
+                )
             return None
         nvml = None
         count = 0

@@ -19,8 +19,10 @@ from tests.support.service import ServiceProcess
 
 def sdk_env(service: ServiceProcess, key: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWATCH_")}
+    # System metrics (on by default, psutil is installed) would add rows to histories the tests compare.
     env.update(RUNWATCH_BASE_URL=service.base_url, RUNWATCH_API_KEY=key, RUNWATCH_PROJECT="vision",
-               RUNWATCH_DIR=str(tmp_path / "runs"), HOME=str(tmp_path / "home"), **extra)
+               RUNWATCH_DIR=str(tmp_path / "runs"), HOME=str(tmp_path / "home"), RUNWATCH_SYSTEM_METRICS="0")
+    env.update(extra)
     return env
 
 

@@ -32,7 +32,8 @@ def run_example(name: str, service: ServiceProcess, project: str, tmp_path: Path
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWATCH_")}
     env.update(RUNWATCH_BASE_URL=service.base_url, RUNWATCH_API_KEY=service.create_key(project),
-               RUNWATCH_DIR=str(tmp_path / "runs"), HOME=str(tmp_path / "home"))
+               RUNWATCH_DIR=str(tmp_path / "runs"), HOME=str(tmp_path / "home"),
+               RUNWATCH_SYSTEM_METRICS="0")  # on by default; its rows would change the histories compared
     result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{name} exited with {result.returncode}:\n{result.stderr}"

@@ -20,8 +20,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         "RUNWATCH_DIR",
         "RUNWATCH_FINISH_TIMEOUT",
         "RUNWATCH_SYSTEM_METRICS",
+        "RUNWATCH_DISABLE_GIT",
+        "RUNWATCH_DISABLE_SYSTEM_INFO",
     ):
         monkeypatch.delenv(var, raising=False)
+    # psutil is installed here, so system metrics would be on: tests that count points must not race
+    # the 15 s sampler (test_system.py checks the default with the variable removed).
+    monkeypatch.setenv("RUNWATCH_SYSTEM_METRICS", "0")
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

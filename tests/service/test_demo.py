@@ -27,6 +27,10 @@ def test_demo_streams_runs_and_delivers_alerts(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "[FIRING] error demo/demo-diverging sdk: Loss is NaN" in output  # an explicit alert()
+    # The dashboard's address and a key that logs in there.
+    dashboard = re.search(r"Dashboard: (http://\S+)/projects/demo\nLog in with this API key \(project 'demo'\): (\S+)",
+                          result.stdout)
+    assert dashboard, output
     # The crashing run raises: the SDK reports it failed (heartbeats were fine, so never "crashed").
     assert re.search(r"run demo/\S+ 'demo-crashing' is failed \(RuntimeError: CUDA error", output), output
     # The shipped rules are loaded and fire; their alerts reach the console channel.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from alerts.model import Alert, AlertSource, AlertStatus, ApiKey, Notification, NotificationStatus, RunState, Severity
 from alerts.storage import NewRun, RecordBatch, RunExit, Store, open_store
 from alerts.storage.base import AlertCall, ChannelState, DeliveryAttempt
@@ -126,3 +128,90 @@ async def test_runs_by_primary_key(store: Store) -> None:
     found = await store.get_runs_by_pk([second.pk, first.pk, second.pk, 999])
     assert {pk: run.id for pk, run in found.items()} == {first.pk: "a", second.pk: "b"}
     assert await store.get_runs_by_pk([]) == {}
+
+
+async def test_system_info_is_stored_and_a_resume_brings_the_newest(store: Store) -> None:
+    first = {"os": "Linux", "git": {"commit": "a" * 40, "dirty": False}, "gpus": [{"name": "A100"}]}
+    run, _ = await store.upsert_run(NewRun(**{**vars(new_run()), "system": first}), 100.0)
+    assert run.system == first
+    assert (await store.upsert_run(new_run(), 101.0))[0].system == first  # an init without it keeps it
+    newer = {"os": "Linux", "git": {"commit": "b" * 40, "dirty": True}}
+    await store.upsert_run(NewRun(**{**vars(new_run()), "system": newer}), 102.0)
+    stored = await store.get_run("p", "r1")
+    assert stored is not None and stored.system == newer
+    assert (await store.upsert_run(new_run("bare"), 103.0))[0].system == {}
+
+
+
+async def test_runs_stored_before_the_system_column_read_as_empty(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from alerts.storage.sql import _MIGRATIONS
+
+    db = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # a database as the previous release left it, with one run
+        config = Config(str(_MIGRATIONS / "alembic.ini"))
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005")
+        conn.execute(sa.text(
+            "INSERT INTO runs (project, id, name, state, config, tags, summary, created_at, started_at, "
+            "last_contact, last_seq) VALUES ('p', 'old', 'n', 'finished', '{}', '[]', '{}', 1, 1, 1, 0)"))
+    engine.dispose()
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        old = await store.get_run("p", "old")
+        assert old is not None and old.system == {}
+    finally:
+        await store.close()
+
+
+async def test_history_pages_cover_every_row_in_bounded_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.storage import sql
+
+    monkeypatch.setattr(sql, "_PAGE_POINTS", 1000)  # 10 keys: pages of 100 steps (the least a page holds)
+    run, _ = await store.upsert_run(new_run(), 100.0)
+    keys = [f"k{i}" for i in range(8)] + ['odd,"key"', "zé"]
+    batch = RecordBatch(first_seq=1, last_seq=1, steps=[(s, 1000.0 + s / 7, s / 7) for s in range(250)],
+                        points=[(key, s, 1000.0 + s / 7, math.nan if s == 5 and i == 0 else s * 0.1 + i)
+                                for s in range(250) for i, key in enumerate(keys) if key != "k1" or s % 3 == 0])
+    assert (await store.apply_records(run, batch, 101.0))[0]
+    assert await store.metric_keys(run.pk) == sorted(keys)
+    pages = [page async for page in store.history_pages(run.pk, keys=None)]
+    assert [len(page) for page in pages] == [100, 100, 50]
+    rows = [row for page in pages for row in page]
+    assert repr(rows) == repr(await store.history(run.pk, keys=None, after_step=-1, limit=1000))  # NaN too
+    assert rows[3] == {"_step": 3, "_timestamp": 1000.0 + 3 / 7, "_runtime": 3 / 7,
+                       **{key: 3 * 0.1 + i for i, key in enumerate(keys)}}
+    assert "k1" not in rows[4] and math.isnan(rows[5]["k0"])
+    # With keys: only the steps that logged one of them, and only those keys; pages still advance.
+    only = [row async for page in store.history_pages(run.pk, keys=["k1", "never"], after_step=200)
+            for row in page]
+    assert [(row["_step"], sorted(row)) for row in only] == [
+        (s, ["_runtime", "_step", "_timestamp", "k1"]) for s in range(201, 250) if s % 3 == 0]
+    assert [page async for page in store.history_pages(run.pk, keys=["never"])] == []
+    assert await store.metric_keys(999) == []
+
+
+async def test_alerts_filter_by_rule_severity_and_source(store: Store) -> None:
+    def alert(aid: str, source: AlertSource, rule: str | None, severity: Severity, at: float) -> Alert:
+        return Alert(id=aid, fingerprint=aid, source=source, project="p", title=aid, text="", severity=severity,
+                     labels={}, status=AlertStatus.FIRING, starts_at=at, rule=rule)
+
+    await store.save_alerts([alert("r1", AlertSource.RULE, "loss-high", Severity.CRITICAL, 1.0),
+                             alert("r2", AlertSource.RULE, "acc-low", Severity.WARNING, 2.0),
+                             alert("s1", AlertSource.SDK, None, Severity.WARNING, 3.0)])
+
+    async def ids(**filters: str) -> list[str]:
+        return [a.id for a in await store.list_alerts(project="p", **filters)]
+
+    assert await ids() == ["s1", "r2", "r1"]
+    assert await ids(rule="loss-high") == ["r1"]
+    assert await ids(severity="warning") == ["s1", "r2"]
+    assert await ids(source="sdk") == ["s1"]
+    assert await ids(source="rule", severity="warning") == ["r2"]
+    assert await ids(rule="acc-low", severity="critical") == []

@@ -85,6 +85,19 @@ class PageContext:
                                        "type": "value_error"}])
         return value
 
+    def query_float(self, name: str) -> float | None:
+        raw = self.query(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise HTTPException(422, [{"loc": ["query", name], "msg": "expected a finite number",
+                                       "type": "value_error"}])
+        return value
+
     def query_choice(self, name: str, choices: tuple[str, ...]) -> str | None:
         value = self.query(name)
         if value is not None and value not in choices:
@@ -232,17 +245,6 @@ class Pages:
 
     def page(self, path: str, template: str) -> Callable[[DataFunction], DataFunction]:
         def register(data: DataFunction) -> DataFunction:
-            async def as_json(request: Request) -> Response:
-                service: Service = request.app.state.service
-                viewer = await find_viewer(request) or await bearer_viewer(request, service)
-                if viewer is None:
-                    return _json({"detail": "log in first: POST /login, or send 'Authorization: Bearer <key>'"},
-                                 401)
-                try:
-                    return _json(await data(PageContext(request, service, viewer)))
-                except HTTPException as exc:
-                    return _json({"detail": exc.detail}, exc.status_code)
-
             async def as_html(request: Request) -> Response:
                 service: Service = request.app.state.service
                 viewer = await find_viewer(request)
@@ -255,8 +257,27 @@ class Pages:
                                   viewer, status_code=exc.status_code)
 
             # The twin first: a path parameter would otherwise swallow the ".json".
-            self.router.add_route(f"{path}.json", as_json, methods=["GET"], name=f"{data.__name__}-json")
-            self.router.add_route(path, as_html, methods=["GET"], name=data.__name__)
+            self.data(f"{path}.json")(data)
+            self.router.add_route(path, as_html, methods=["GET"], name=f"{data.__name__}-html")
+            return data
+
+        return register
+
+    def data(self, path: str) -> Callable[[DataFunction], DataFunction]:
+        """JSON only (what the page's scripts fetch, e.g. chart series): session or bearer key."""
+        def register(data: DataFunction) -> DataFunction:
+            async def as_json(request: Request) -> Response:
+                service: Service = request.app.state.service
+                viewer = await find_viewer(request) or await bearer_viewer(request, service)
+                if viewer is None:
+                    return _json({"detail": "log in first: POST /login, or send 'Authorization: Bearer <key>'"},
+                                 401)
+                try:
+                    return _json(await data(PageContext(request, service, viewer)))
+                except HTTPException as exc:
+                    return _json({"detail": exc.detail}, exc.status_code)
+
+            self.router.add_route(path, as_json, methods=["GET"], name=data.__name__)
             return data
 
         return register

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from alerts.model import RunState
 from alerts.presentation import run_json
-from alerts.web.views.base import PageContext, Pages
+from alerts.web.views.base import PageContext, Pages, find_viewer, login_redirect
 
 pages = Pages()
 PAGE_SIZE = 50
@@ -48,12 +48,16 @@ async def project_runs(ctx: PageContext) -> dict[str, Any]:
             "metrics": metrics, "metric_keys": keys, "states": [s.value for s in RunState]}
 
 
-async def home(_request: Request) -> Response:
+async def home(request: Request) -> Response:
+    if await find_viewer(request) is None:
+        return login_redirect(request)
     return RedirectResponse("/projects", status_code=303)
 
 
 async def runs_of_project(request: Request) -> Response:
     """``/runs/{project}``: the runs live on the project page."""
+    if await find_viewer(request) is None:
+        return login_redirect(request)
     return RedirectResponse(f"/projects/{request.path_params['project']}", status_code=303)
 
 

@@ -1,0 +1,160 @@
+"""The run page: charts per metric with rule thresholds and alert markers, and everything else stored
+about the run (config, summary, system info, events, media, failure). Also its series endpoint."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+
+from alerts.api.series import WIDTH_DEFAULT, WIDTH_MAX, WIDTH_MIN, series_json
+from alerts.model import Alert, Run
+from alerts.presentation import alert_object, iso, run_json
+from alerts.rules.loader import Rule
+from alerts.rules.spec import Comparison
+from alerts.web.views.base import PageContext, Pages
+
+pages = Pages()
+
+GROUP_ORDER = ("train", "val", "test", "eval")
+"""Key prefixes shown first, in this order; other prefixes follow by name, ``system/`` last."""
+
+
+async def find_run(ctx: PageContext, project: str, run_id: str) -> Run:
+    ctx.viewer.require(project)
+    run = await ctx.service.store.get_run(project, run_id)
+    if run is None:
+        raise HTTPException(404, f"unknown run {project}/{run_id}")
+    return run
+
+
+def group_keys(keys: list[str]) -> list[dict[str, Any]]:
+    """Metric keys grouped by the prefix before their first ``/`` (W&B's sections)."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        prefix, sep, _rest = key.partition("/")
+        groups.setdefault(prefix if sep else "", []).append(key)
+
+    def rank(name: str) -> tuple[int, str]:
+        if name in GROUP_ORDER:
+            return (0, f"{GROUP_ORDER.index(name):02d}")
+        return (2, name) if name == "system" else (1, name)
+
+    return [{"name": name or "metrics", "metrics": groups[name]} for name in sorted(groups, key=rank)]
+
+
+def rule_applies(rule: Rule, run: Run) -> bool:
+    return rule.spec.where.matches(run.project, run.id, run.name, run.tags, run.config)
+
+
+def thresholds_for(rules: list[Rule], run: Run, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """For each key, the comparison rules that apply to this run: their line on the chart."""
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for rule in rules:
+        spec = rule.spec
+        if not isinstance(spec.when, Comparison) or not spec.metric or not rule_applies(rule, run):
+            continue
+        for key in keys:
+            if key == spec.metric or fnmatch.fnmatchcase(key, spec.metric):
+                lines.setdefault(key, []).append({
+                    "rule": spec.name, "value": spec.when.threshold, "op": spec.when.op,
+                    "severity": spec.severity.value, "condition": spec.condition_text})
+    return lines
+
+
+async def markers_for(ctx: PageContext, run: Run, alerts: list[Alert]) -> dict[str, list[dict[str, Any]]]:
+    """For each key, where its alerts fired and resolved (step and time), linking to the alert."""
+    ended = [a.ends_at for a in alerts if a.metric and a.ends_at is not None]
+    steps = await ctx.service.store.steps_at(run.pk, ended) if ended else {}
+    markers: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        if not alert.metric:
+            continue
+        markers.setdefault(alert.metric, []).append({
+            "alert": alert.id, "title": alert.title, "severity": alert.severity.value, "status": alert.status.value,
+            "rule": alert.rule, "fired_step": alert.step, "fired_at": alert.starts_at,
+            "resolved_step": steps.get(alert.ends_at) if alert.ends_at is not None else None,
+            "resolved_at": alert.ends_at, "url": f"/alerts/{alert.id}"})
+    return markers
+
+
+def _image(value: Any) -> dict[str, Any] | None:
+    """An image media object as a data URL, only if its payload really is base64 PNG."""
+    if not isinstance(value, dict) or value.get("_type") != "image" or not isinstance(value.get("data"), str):
+        return None
+    try:
+        base64.b64decode(value["data"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return {"src": f"data:image/png;base64,{value['data']}", "caption": value.get("caption"),
+            "width": value.get("width"), "height": value.get("height")}
+
+
+def media_sections(media: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Tables and images by key, each by step; cells that are images become thumbnails."""
+    tables: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
+    for item in media:
+        value = item["value"]
+        if item["kind"] == "table" and isinstance(value, dict):
+            rows = [[{"image": _image(cell)} if _image(cell) else {"text": cell} for cell in row]
+                    for row in value.get("data") or [] if isinstance(row, list)]
+            tables.append({"key": item["key"], "step": item["step"], "columns": value.get("columns") or [],
+                           "rows": rows})
+        elif item["kind"] == "image" and _image(value) is not None:
+            images.append({"key": item["key"], "step": item["step"], **(_image(value) or {})})
+        else:
+            other.append({"key": item["key"], "step": item["step"], "kind": item["kind"], "value": value})
+    return {"tables": tables, "images": images, "other": other}
+
+
+@pages.page("/runs/{project}/{run_id}", "run.html")
+async def run_page(ctx: PageContext) -> dict[str, Any]:
+    run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
+    store = ctx.service.store
+    keys = await store.metric_keys(run.pk)
+    alerts = await store.list_alerts(project=run.project, run_pk=run.pk, limit=10_000)
+    events = await store.list_run_events(run.pk)
+    media = await store.list_media(run.pk)
+    public_url = ctx.service.public_url
+    return {
+        "run": run_json(run, public_url),
+        "duration": (run.finished_at or run.last_contact) - run.started_at,
+        "groups": group_keys(keys),
+        "thresholds": thresholds_for(ctx.service.rules.rules, run, keys),
+        "markers": await markers_for(ctx, run, alerts),
+        "alerts": [alert_object(a, run, public_url) for a in alerts],
+        "events": [{"state": e.state.value, "reason": e.reason, "at": iso(e.at)} for e in events],
+        "media": media_sections(media),
+        "focus_step": ctx.query_int("step", -1, ge=-1) if ctx.query("step") else None,
+        "x": ctx.query_choice("x", ("step", "time")) or "step",
+    }
+
+
+@pages.page("/runs/{project}/{run_id}/header", "_partials/run_header.html")
+async def run_header(ctx: PageContext) -> dict[str, Any]:
+    """What changes while a run runs (state, summary, last contact): refreshed by htmx."""
+    run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
+    return {"run": run_json(run, ctx.service.public_url),
+            "duration": (run.finished_at or run.last_contact) - run.started_at}
+
+
+@pages.data("/runs/{project}/{run_id}/series.json")
+async def run_series(ctx: PageContext) -> dict[str, Any]:
+    """The chart data the run and compare pages fetch: the API's series endpoint, with a session."""
+    run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
+    key = ctx.query("key")
+    if key is None:
+        raise HTTPException(422, [{"loc": ["query", "key"], "msg": "required", "type": "missing"}])
+    x = ctx.query_choice("x", ("step", "time")) or "step"
+    width = ctx.query_int("width", WIDTH_DEFAULT, ge=WIDTH_MIN, le=WIDTH_MAX)
+    bounds = [ctx.query_float(name) for name in ("start", "end")]
+    try:
+        return await series_json(ctx.service, run, key, "time" if x == "time" else "step", width, *bounds)
+    except RequestValidationError as exc:
+        raise HTTPException(422, list(exc.errors())) from None
