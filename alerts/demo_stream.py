@@ -25,7 +25,7 @@ def main(scenario: str) -> None:
         acc = min(0.99, acc + 0.03 + random.random() * 0.01)
         if scenario == "diverging" and epoch >= 12:
             train_loss = math.nan
-        if scenario == "low-accuracy":
+        if scenario == "low-accuracy" and epoch < 18:  # then it recovers: the alert fires and resolves
             acc = 0.05 + random.random() * 0.05
         if scenario == "overfitting" and epoch >= 10:
             train_loss, val_loss = train_loss * 0.7, val_loss + 0.1

@@ -82,6 +82,38 @@ async def markers_for(ctx: PageContext, run: Run, alerts: list[Alert]) -> dict[s
     return markers
 
 
+def system_rows(run: Run) -> list[tuple[str, str]]:
+    """The run's system info as W&B's overview shows it: one labelled line per fact known."""
+    info = run.system or {}
+    found_git = info.get("git")
+    git: dict[str, Any] = found_git if isinstance(found_git, dict) else {}
+    gpus = [g.get("name", "?") for g in info.get("gpus") or [] if isinstance(g, dict)]
+    memory = info.get("memory_total")
+    rows = [
+        ("OS", info.get("os")),
+        ("Python", " ".join(str(v) for v in (info.get("python_implementation"), info.get("python")) if v) or None),
+        ("Program", " ".join([str(info["program"]), *map(str, info.get("args") or [])]) if info.get("program")
+         else None),
+        ("Working directory", info.get("cwd")),
+        ("Git remote", git.get("remote")),
+        ("Git commit", (f"{str(git['commit'])[:12]}" + (" (dirty)" if git.get("dirty") else "")
+                        + (f" on {git['branch']}" if git.get("branch") else "")) if git.get("commit") else None),
+        ("Host", run.host or info.get("host")),
+        ("PID", run.pid),
+        ("CPUs", (f"{info['cpu_count']}" + (f" ({info['cpu_count_physical']} physical)"
+                                            if info.get("cpu_count_physical") else "")) if info.get("cpu_count")
+         else None),
+        ("Memory", f"{memory / 2**30:.1f} GiB" if isinstance(memory, int | float) else None),
+        ("GPUs", f"{len(gpus)} × {', '.join(sorted(set(gpus)))}" if gpus else None),
+        ("GPU driver", info.get("gpu_driver")),
+        ("CUDA", info.get("cuda_version")),
+        ("Executable", info.get("executable")),
+        ("Group", run.group),
+        ("Job type", run.job_type),
+    ]
+    return [(label, str(value)) for label, value in rows if value not in (None, "")]
+
+
 def _image(value: Any) -> dict[str, Any] | None:
     """An image media object as a data URL, only if its payload really is base64 PNG."""
     if not isinstance(value, dict) or value.get("_type") != "image" or not isinstance(value.get("data"), str):
@@ -129,6 +161,7 @@ async def run_page(ctx: PageContext) -> dict[str, Any]:
         "thresholds": thresholds_for(ctx.service.rules.rules, run, keys),
         "markers": await markers_for(ctx, run, alerts),
         "alerts": [alert_object(a, run, public_url) for a in alerts],
+        "system": system_rows(run),
         "events": [{"state": e.state.value, "reason": e.reason, "at": iso(e.at)} for e in events],
         "media": media_sections(media),
         "focus_step": ctx.query_int("step", -1, ge=-1) if ctx.query("step") else None,
