@@ -45,16 +45,20 @@ async def history_csv(store: Store, run_pk: int, *, keys: list[str] | None, colu
 
 async def history_json(store: Store, run_pk: int, *, keys: list[str] | None,
                        after_step: int = -1) -> AsyncIterator[bytes]:
-    """The JSON export: ``[`` and ``]`` on lines of their own, one row object per line between them."""
-    separator = b"[\n"
+    """The JSON export: ``[`` and ``]`` on lines of their own, one row object per line between them.
+
+    The comma goes before a row, not after it, so every line a chunk carries is complete: a client
+    decoding line by line gets the last row of a page without waiting for the next page.
+    """
+    yield b"[\n"
+    separator = b""
     async for page in store.history_pages(run_pk, keys=keys, after_step=after_step):
         lines = []
         for row in page:
-            lines.append(separator)
-            lines.append(orjson.dumps(history_row_json(row)))
-            separator = b",\n"
+            lines.append(separator + orjson.dumps(history_row_json(row)) + b"\n")
+            separator = b","
         yield b"".join(lines)
-    yield b"[\n]\n" if separator == b"[\n" else b"\n]\n"
+    yield b"]\n"
 
 
 def _cell(value: Any) -> str:

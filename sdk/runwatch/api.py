@@ -63,7 +63,9 @@ class Api:
         return ApiRun(self, self._get(f"/api/v1/runs/{project}/{run_id}"))
 
     def _stream_lines(self, path: str, params: Mapping[str, Any]) -> Iterator[str]:
-        """The lines of one streamed answer, read as they arrive (the response closes with the iterator)."""
+        """The ``\\n``-separated lines of one streamed answer, read as they arrive (the response closes
+        with the iterator). Not ``iter_lines()``: that also splits at U+2028 and the like, which JSON
+        strings may hold."""
         import httpx
 
         try:
@@ -71,7 +73,16 @@ class Api:
                 if resp.status_code >= 400:
                     resp.read()
                     raise Error(f"GET {path} failed: HTTP {resp.status_code}: {resp.text[:300]}")
-                yield from resp.iter_lines()
+                start: list[str] = []
+                for chunk in resp.iter_text():
+                    *complete, rest = chunk.split("\n")
+                    if complete:
+                        yield "".join([*start, complete[0]])
+                        yield from complete[1:]
+                        start = []
+                    start.append(rest)
+                if "".join(start):
+                    yield "".join(start)
         except httpx.HTTPError as exc:
             raise Error(f"cannot read {path} from the Runwatch service at {self.base_url}: "
                         f"{type(exc).__name__}") from None
@@ -131,9 +142,10 @@ class ApiRun:
         params: dict[str, Any] = {"format": "json"}
         if keys:
             params["keys"] = ",".join(keys)
-        # The service writes one row object per line between "[" and "]" (alerts.export).
+        # The service writes one row object per line between "[" and "]", the commas between rows at the
+        # start of a line (alerts.export); a comma at the end is read as well.
         for line in self._api._stream_lines(f"/api/v1/runs/{self.project}/{self.id}/history", params):
-            line = line.strip().rstrip(",")
+            line = line.strip().strip(",")
             if line.startswith("{"):
                 yield {k: decode_float(v) for k, v in json.loads(line).items()}
 
