@@ -88,10 +88,15 @@ class _Series:
         self.key = key
         self.width = width
         self.start, self.end = start, end
+        self.run_pk = run_pk
         self.series_of = [m.run_pk == run_pk, m.key == key]
 
     def window(self) -> list[ColumnElement[bool]]:
         raise NotImplementedError
+
+    def first_pass(self, aggregates: list[Any]) -> Select[Any]:
+        """Pass 1: ``aggregates`` per column (the step axis may read them from ``metric_blocks``)."""
+        return self.grouped(aggregates)
 
     def grouped(self, aggregates: list[Any], only: list[int] | None = None,
                 span: tuple[float, float] | None = None) -> Select[Any]:
@@ -123,10 +128,10 @@ class _Series:
 
     async def columns(self, points: int | None, extent: tuple[float, float] | None) -> SeriesData:
         """The window by pixel column, or raw when it holds no more than ``2 * width`` points."""
-        rows = (await self.conn.execute(self.grouped(
+        rows = (await self.conn.execute(self.first_pass(
             [func.min(self.column), func.max(self.column), func.count(), func.count(m.value), func.min(m.value),
              func.max(m.value)]))).all()
-        counted = sum(row[3] for row in rows)
+        counted = sum(int(row[3]) for row in rows)
         if counted <= 2 * self.width:
             return await self.raw(points, extent)
         flagged = [row for row in rows if row[3] != row[4] or row[5] == -_INF or row[6] == _INF]
@@ -174,6 +179,7 @@ class _StepSeries(_Series):
         self.first = None if self.start is None else max(-_STEP_MAX, min(_STEP_MAX, math.ceil(self.start)))
         self.last = None if self.end is None else max(-_STEP_MAX, min(_STEP_MAX, math.floor(self.end)))
         self.low = self.high = self.per_column = self.count = 0
+        self.blocks = False
 
     def window(self) -> list[ColumnElement[bool]]:
         bounds = []
@@ -203,12 +209,38 @@ class _StepSeries(_Series):
             if found[2] is None:
                 return self.empty(points, extent)
         self.low, self.high = (found[0], found[1]) if whole else (found[2], found[3])
-        steps = self.high - self.low + 1  # at least the window's points: a step has one point per key
+        steps = self.high - self.low + 1
+        if whole and self._fit_blocks(steps):
+            return await self.columns(points, extent)  # at least the window's points: a step has one point per key
         if steps <= 2 * self.width:
             return await self.raw(points, extent)
         self.per_column = -(-steps // self.width)
         self.count = -(-steps // self.per_column)
         return await self.columns(points, extent)
+
+    def _fit_blocks(self, steps: int) -> bool:
+        """Columns of whole ``metric_blocks`` rows for the whole series, if that keeps them near ``width``:
+        then pass 1 reads 1/BLOCK_STEPS of the rows and is exact all the same (each column holds exactly
+        its blocks' points)."""
+        size = t.BLOCK_STEPS
+        base = self.low // size * size
+        per_column = -(-(self.high - base + 1) // self.width)
+        if steps <= 2 * self.width or per_column < 4 * size:  # coarser by more than a quarter: read points
+            return False
+        self.low, self.per_column = base, -(-per_column // size) * size
+        self.count = -(-(self.high - base + 1) // self.per_column)
+        self.blocks = True
+        return True
+
+    def first_pass(self, aggregates: list[Any]) -> Select[Any]:
+        if not self.blocks:
+            return self.grouped(aggregates)
+        b = t.metric_blocks.c
+        size = literal(t.BLOCK_STEPS, BigInteger)
+        number = (b.block * size - literal(self.low, BigInteger)) // literal(self.per_column, BigInteger)
+        return (select(number.label("c"), func.min(b.first_step), func.max(b.last_step), func.sum(b.points),
+                       func.sum(b.valued), func.min(b.low), func.max(b.high))
+                .where(b.run_pk == self.run_pk, b.key == self.key).group_by("c").order_by("c"))
 
     def grouped(self, aggregates: list[Any], only: list[int] | None = None,
                 span: tuple[float, float] | None = None) -> Select[Any]:
@@ -287,3 +319,47 @@ class _TimeSeries(_Series):
         if only is not None:
             query = query.where(self.bucket.in_(only))
         return query.group_by("b").order_by("b")
+
+
+# Blocks: a summary of every BLOCK_STEPS steps of a metric, kept beside the points ------------------------
+def block_summary_sql(where: str) -> str:
+    """``SELECT`` of the ``metric_blocks`` rows for the points of ``metrics`` that ``where`` picks.
+
+    Six plain aggregates, as cheap as SQL gets per point (ingest pays for them): NaN (NULL) shows as
+    ``valued < points`` and ±inf as the block's low or high; only columns flagged so are read point by
+    point (pass 2). Plain SQL that SQLite and PostgreSQL both run (integer division of whole steps).
+    """
+    size = t.BLOCK_STEPS
+    return (f"SELECT run_pk, key, step / {size}, MIN(step), MAX(step), COUNT(*), COUNT(value), MIN(value), "
+            f"MAX(value) FROM metrics WHERE {where} GROUP BY run_pk, key, step / {size}")
+
+
+_BLOCK_COLUMNS = ("run_pk", "key", "block", "first_step", "last_step", "points", "valued", "low", "high")
+
+
+def block_upsert_sql(where: str) -> str:
+    """Recompute the blocks of the points ``where`` picks (a batch's steps of one key), replacing the old
+    rows: a block is always rebuilt from its points, so a point written again never counts twice."""
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _BLOCK_COLUMNS[3:])
+    return (f"INSERT INTO metric_blocks ({', '.join(_BLOCK_COLUMNS)}) {block_summary_sql(where)} "
+            f"ON CONFLICT (run_pk, key, block) DO UPDATE SET {updates}")
+
+
+BLOCK_UPSERT = block_upsert_sql("run_pk = :run_pk AND key = :key AND step >= :low AND step <= :high")
+
+
+def touched_blocks(run_pk: int, points: list[tuple[str, int, float, float]]) -> list[dict[str, Any]]:
+    """Parameters of :data:`BLOCK_UPSERT` for a batch: per key, the whole blocks its steps fall in."""
+    spans: dict[str, list[int]] = {}
+    for key, step, _at, _value in points:
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [step, step]
+        elif step < span[0]:
+            span[0] = step
+        elif step > span[1]:
+            span[1] = step
+    size = t.BLOCK_STEPS
+    return [{"run_pk": run_pk, "key": key, "low": low // size * size,
+             "high": min(_STEP_MAX, high // size * size + size - 1)}
+            for key, (low, high) in spans.items()]

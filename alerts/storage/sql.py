@@ -45,7 +45,7 @@ from alerts.storage.base import (
     SeriesX,
     Store,
 )
-from alerts.storage.series import create_series_columns, read_series
+from alerts.storage.series import BLOCK_UPSERT, create_series_columns, read_series, touched_blocks
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -220,6 +220,8 @@ class SqlStore(Store):
             if batch.points:
                 await conn.exec_driver_sql(self._sql["upsert_points"], [
                     (pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
+                if blocks := touched_blocks(pk, batch.points):
+                    await conn.execute(_BLOCK_UPSERT, blocks)
             if batch.media:
                 await conn.execute(t.media.insert(), [
                     {"run_pk": run.pk, "key": k, "step": s, "kind": kind, "value": value}
@@ -478,6 +480,7 @@ class SqlStore(Store):
         return [_notification(row) for row in rows]
 
 
+_BLOCK_UPSERT = text(BLOCK_UPSERT)
 _PENDING = t.notifications.c.status == NotificationStatus.PENDING.value
 _NEXT_DUE = select(func.min(t.notifications.c.next_attempt_at)).where(_PENDING)
 _RECORD_ATTEMPT = update(t.notifications).where(t.notifications.c.id == bindparam("attempt_id")).values(

@@ -102,6 +102,26 @@ metrics = Table(
     sqlite_with_rowid=False,
 )
 
+BLOCK_STEPS = 16
+"""Steps per row of ``metric_blocks``."""
+
+metric_blocks = Table(
+    # Per metric, the summary of every BLOCK_STEPS steps (block = step // BLOCK_STEPS), written with the
+    # points: a chart of a long series reads these instead of every point (alerts/storage/series.py).
+    "metric_blocks", metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("block", BigInteger, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("valued", Integer, nullable=False),  # points - valued = NaN points (stored as NULL)
+    Column("low", Float, nullable=True),  # min and max of the values: ±inf show here
+    Column("high", Float, nullable=True),
+    PrimaryKeyConstraint("run_pk", "key", "block"),
+    sqlite_with_rowid=False,
+)
+
 media = Table(
     "media", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -142,18 +143,48 @@ async def test_time_axis_keeps_points_of_a_clock_that_went_back(store: Store) ->
 
 async def test_several_non_finite_kinds_in_one_column_and_a_column_without_finite_values(store: Store) -> None:
     values = {step: 1.0 for step in range(10_000)}
-    for step in range(5_000, 5_100):  # a whole column of NaN, then inf and -inf next to each other
+    for step in range(5_000, 5_400):  # whole columns of NaN, then inf and -inf next to each other
         values[step] = math.nan
     values[8_000], values[8_001], values[8_002], values[8_003] = math.inf, -math.inf, math.inf, math.nan
     run_pk = await fill(store, {"v": values})
     data = await store.series(run_pk, "v", width=100)
     check_columns(data, 100)
-    only_nan = column_of(data, 5_050)
-    assert (data.xs[only_nan], data.xe[only_nan], data.mins[only_nan], data.maxs[only_nan]) == (5_000, 5_099, None,
-                                                                                                None)
+    only_nan = column_of(data, 5_200)
+    assert 5_000 <= data.xs[only_nan] and data.xe[only_nan] < 5_400  # a column of NaN alone...
+    assert (data.mins[only_nan], data.maxs[only_nan]) == (None, None)  # ...has no finite min or max
     marks = [(x, str(kind), n) for x, kind, n in data.nonfinite]
-    assert marks == [(5_000, "nan", 100), (8_000, "inf", 2), (8_001, "-inf", 1), (8_003, "nan", 1)]
+    nan_run = [mark for mark in marks if 5_000 <= mark[0] < 5_400]
+    assert nan_run[0][0] == 5_000 and {kind for _x, kind, _n in nan_run} == {"nan"}
+    assert sum(n for _x, _kind, n in nan_run) == 400  # one marker per column, counting all of them
+    assert marks[len(nan_run):] == [(8_000, "inf", 2), (8_001, "-inf", 1), (8_003, "nan", 1)]
     assert data.mins[column_of(data, 8_000)] == data.maxs[column_of(data, 8_000)] == 1.0
+
+
+async def test_blocks_answer_as_the_points_do(store: Store) -> None:
+    """A long series is read from metric_blocks; every column must equal what its points say, also after
+    points were written again (a block is rebuilt, never counted twice)."""
+    values = {step: math.sin(step / 37) * (1 + step % 11) for step in range(20_000)}
+    values[12_345], values[15_000] = math.nan, -math.inf
+    run, _ = await store.upsert_run(NewRun(project="p", id="blocks", name="n", config={}, tags=[], notes=None,
+                                           group=None, job_type=None, started_at=T0, host=None, pid=None), T0)
+    points = [("v", step, _clock(step), value) for step, value in values.items()]
+    for seq, first in enumerate(range(0, 20_000, 999), start=1):  # batches that split blocks
+        applied, _ = await store.apply_records(run, RecordBatch(first_seq=seq, last_seq=seq,
+                                                                points=points[first:first + 999]), T0)
+        assert applied
+    values[100] = 1e9  # written again in a later batch: replaces the point, and its block
+    applied, _ = await store.apply_records(run, RecordBatch(first_seq=seq + 1, last_seq=seq + 1,
+                                                            points=[("v", 100, _clock(100), 1e9)]), T0)
+    assert applied
+    data = await store.series(run.pk, "v", width=200)
+    check_columns(data, 200)
+    assert data.points == sum(data.counts) == 20_000 and data.extent == (0, 19_999)
+    for i in range(len(data.xs)):
+        inside = [values[s] for s in range(int(data.xs[i]), int(data.xe[i]) + 1)]
+        finite = [v for v in inside if math.isfinite(v)]
+        assert (data.mins[i], data.maxs[i], data.counts[i]) == (min(finite), max(finite), len(inside))
+    assert [(x, str(kind), n) for x, kind, n in data.nonfinite] == [(12_345, "nan", 1), (15_000, "-inf", 1)]
+    assert data.maxs[column_of(data, 100)] == 1e9
 
 
 async def test_sparse_steps_come_raw_when_few(store: Store) -> None:
@@ -172,3 +203,39 @@ async def test_unknown_key_and_run_are_empty(store: Store, long_run: int) -> Non
             assert (data.mode, data.points, data.extent, data.xs, data.nonfinite) == ("raw", 0, None, [], [])
     one = await store.series(long_run, "other", x="time", width=500)
     assert (one.mode, one.points, one.extent, one.xs, one.mins) == ("raw", 1, (T0, T0), [T0], [1.0])
+
+
+async def test_points_stored_before_the_blocks_get_them_when_the_database_is_upgraded(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from alerts.storage import open_store
+    from alerts.storage.sql import _MIGRATIONS
+
+    db = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # a database as the previous release left it, with a long series
+        config = Config(str(_MIGRATIONS / "alembic.ini"))
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+        conn.execute(sa.text(
+            "INSERT INTO runs (project, id, name, state, config, tags, summary, created_at, started_at, "
+            "last_contact, last_seq) VALUES ('p', 'old', 'n', 'finished', '{}', '[]', '{}', 1, 1, 1, 0)"))
+        pk = conn.execute(sa.text("SELECT pk FROM runs")).scalar_one()
+        conn.execute(sa.text("INSERT INTO metrics (run_pk, key, step, timestamp, value) VALUES (:pk, 'v', :s, :s, :v)"),
+                     [{"pk": pk, "s": s, "v": None if s == 4321 else float(s % 97)} for s in range(10_000)])
+    engine.dispose()
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        data = await store.series(pk, "v", width=100)
+        check_columns(data, 100)
+        assert sum(data.counts) == 10_000 and max(v for v in data.maxs if v is not None) == 96.0
+        assert [(x, str(kind), n) for x, kind, n in data.nonfinite] == [(4321, "nan", 1)]
+        async with store.engine.connect() as conn:  # type: ignore[attr-defined]
+            blocks = (await conn.execute(sa.text("SELECT COUNT(*), SUM(points) FROM metric_blocks"))).one()
+        assert tuple(blocks) == (-(-10_000 // 16), 10_000)
+    finally:
+        await store.close()
