@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -135,3 +136,19 @@ def test_user_strings_are_text_not_markup(service: ServiceProcess) -> None:
         page.goto(f"{service.base_url}/alerts")
         page.wait_for_load_state("networkidle")
         assert dialogs == []
+
+
+def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(tmp_path: Path) -> None:
+    """Behind a TLS-terminating proxy the service sees http, but its public URL says https."""
+    with running_service(tmp_path, {"server": {"public_url": "https://runwatch.example"}}) as service:
+        key = service.create_key("vision")
+        client = httpx.Client(base_url=service.base_url)
+        login = client.get("/login")
+        assert "Secure" in login.headers["set-cookie"]  # the login form's CSRF cookie too
+        # httpx keeps Secure cookies for https only; the browser behind the proxy would send it back.
+        nonce = login.headers["set-cookie"].split("runwatch_csrf=", 1)[1].split(";", 1)[0]
+        response = client.post("/login", data={"api_key": key, "csrf_token": form_token(login.text)},
+                               headers={"Cookie": f"runwatch_csrf={nonce}"})
+        assert response.status_code == 303
+        cookie = response.headers["set-cookie"]
+        assert "runwatch_session=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
