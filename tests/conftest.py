@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Let the suite's many interpreters share compiled bytecode.
+    """Let the suite's many interpreters share compiled bytecode, and run this checkout's code.
 
     Every test spawns interpreters (the service, its CLI, SDK scripts). Where the environment sets
     ``PYTHONDONTWRITEBYTECODE=1`` (these machines do), each of them compiled every module of ``alerts``
@@ -26,6 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
+    # The children run this checkout's code, whatever an editable install elsewhere points at (a second
+    # clone's `pip install -e .` would otherwise test that clone's service under this one's tests).
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "sdk"),
+                                                *filter(None, [os.environ.get("PYTHONPATH")])])
     for package in (ROOT / "alerts", ROOT / "sdk" / "runwatch"):
         compileall.compile_dir(package, quiet=1)
 

@@ -194,6 +194,31 @@ def test_silence_added_and_expired_mid_stream(make_service, webhook_receiver: We
     assert [firing_runs(p) for p in received(webhook_receiver)[len(during):]] == [["r1", "r2", "r3", "r4"]]
 
 
+def test_a_series_that_resolved_while_silenced_and_fires_again_is_news(  # type: ignore[no-untyped-def]
+        make_service, webhook_receiver: WebhookReceiver) -> None:
+    """Nobody heard it resolve (silenced), so its next firing is a new alert, sent once the silence ends;
+    not a repeat of the first firing held back until repeat_interval (1h here)."""
+    service = make_service(defaults={"group_wait": "0s"})
+    driver = Driver(service)
+    driver.run("r1")
+    driver.log("r1", loss=5.0)
+    webhook_receiver.wait_until(carrying(("loss-high", "r1", "firing")), what="the first firing")
+    [first] = wait_settled(service, ["hook"], count=1)
+    response = service.api("POST", "/api/v1/silences", json={
+        "matchers": ["rule=loss-high", "run=r1"], "duration": "1h", "created_by": "test", "comment": "maint"})
+    assert response.status_code == 200, response.text
+    driver.log("r1", loss=0.0)  # resolves, silenced
+    driver.log("r1", loss=5.0)  # fires again, silenced
+    service.wait_for(lambda: alerts_with(service, "resolved") == [("loss-high", "r1")]
+                     and alerts_with(service, "firing") == [("loss-high", "r1")])
+    assert service.api("DELETE", f"/api/v1/silences/{response.json()['id']}").json()["state"] == "expired"
+    webhook_receiver.wait_until(lambda rs: len(rs) > 1 and carrying(("loss-high", "r1", "firing"))(rs[1:]),
+                                what="the second firing, after the silence")
+    second = received(webhook_receiver)[1]
+    assert second["alerts"][0]["id"] != first["message"]["alerts"][0]["id"]
+    assert second["alerts"][0]["step"] == 2
+
+
 def test_silence_cli(make_service) -> None:  # type: ignore[no-untyped-def]
     service = make_service()
     result = service.cli("silence", "add", "--match", "project=vision", "--match", "severity=~warn.*",
