@@ -191,7 +191,10 @@
       });
     });
     if (container.dataset.state === "running") {
-      setInterval(function () {
+      var live = setInterval(function () {
+        // The header (refreshed by htmx) says when the run ended: one last refresh, then stop.
+        var badge = document.querySelector("#run-header .badge");
+        if (badge && !badge.classList.contains("state-running")) clearInterval(live);
         Object.keys(charts).forEach(function (key) { if (!charts[key].zoomed) charts[key].load(null); });
       }, 5000);
     }
