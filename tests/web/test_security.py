@@ -123,7 +123,9 @@ def test_user_strings_are_text_not_markup(service: ServiceProcess) -> None:
                        json={"alerts": [explicit_alert(HOSTILE, "<b>x</b>")]}).status_code == 200
     client = logged_in(service, key)
     for path in ("/projects/escape", "/runs/escape/x1", "/alerts"):
-        html = client.get(path).text
+        page = client.get(path)
+        assert "script-src 'self';" in page.headers["content-security-policy"]  # never an inline script
+        html = page.text
         assert HOSTILE not in html and "<img src=x" not in html, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
     with chromium() as browser:
