@@ -194,7 +194,8 @@ def browser_rounds(base_url: str, key: str, rounds: int) -> tuple[str, list[dict
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=["--headless", "--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # The probe polls a page-side predicate (eval); the page's CSP would refuse it. Timing is unchanged.
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
             page.set_default_timeout(60_000)
             page.goto(f"{base_url}/login")
             page.fill('input[name="api_key"]', key)

@@ -56,7 +56,9 @@ def screenshot(page: Page, folder: str, name: str) -> Path:
 
 def wait_charts_drawn(page: Page) -> None:
     """Every chart on the page fetched its series and drew (app.js sets ``body[data-charts-drawn]``)."""
-    page.wait_for_function("document.body.dataset.chartsDrawn !== undefined", timeout=DEADLINE_MS)
+    # An attribute selector, not wait_for_function: a string predicate is eval'd in the page, which the
+    # dashboard's Content-Security-Policy (script-src 'self') rightly refuses.
+    page.locator("body[data-charts-drawn]").wait_for(state="attached", timeout=DEADLINE_MS)
 
 
 PIXELS_JS = """

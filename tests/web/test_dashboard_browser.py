@@ -92,6 +92,8 @@ def test_notification_link_chart_silence_and_expire(service: ServiceProcess, rec
         assert fired["step"] == 12 and fired["url"].endswith("/runs/vision/dash1")
 
         page: Page = new_page(browser)
+        console_errors: list[str] = []  # e.g. a script the Content-Security-Policy refused
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
         page.goto(fired["url"])  # not logged in yet: the login form, then back to the link
         expect(page.locator('input[name="api_key"]')).to_be_visible()
         screenshot(page, shots, "login")
@@ -120,6 +122,13 @@ def test_notification_link_chart_silence_and_expire(service: ServiceProcess, rec
         page.wait_for_url("**/silences/new**")
         page.fill('[name="comment"]', "looking into it")
         expect(page.locator("#silence-preview")).to_contain_text("Loss high in dash-run")
+        # The live preview (htmx, with the CSRF header) follows the matchers as they are typed.
+        matchers = page.locator('textarea[name="matchers"]')
+        prefilled = matchers.input_value()
+        matchers.fill(prefilled.replace('alertname="loss-high"', 'alertname="no-such-rule"'))
+        expect(page.locator("#silence-preview")).to_contain_text("Would mute 0 firing alerts")
+        matchers.fill(prefilled)
+        expect(page.locator("#silence-preview")).to_contain_text("Would mute 1 firing alert ")
         screenshot(page, shots, "silence-new")
         page.get_by_role("button", name="Create silence").click()
         page.wait_for_url("**/silences**")
@@ -150,3 +159,4 @@ def test_notification_link_chart_silence_and_expire(service: ServiceProcess, rec
         wait_charts_drawn(page)
         assert page.locator("h1").count() >= 1
         screenshot(page, shots, path.strip("/").split("?")[0].replace("/", "-") or "home")
+    assert console_errors == []
