@@ -15,6 +15,10 @@ from typing import Any
 import httpx
 import yaml
 
+_REPO = Path(__file__).resolve().parent.parent
+_REPO_PATH = os.pathsep.join([str(_REPO), str(_REPO / "sdk"), *filter(None, [os.environ.get("PYTHONPATH")])])
+"""The service benchmarked is this checkout's, whatever an editable install elsewhere points at."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,7 +48,7 @@ class BenchService:
         log = (self.dir / "service.log").open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "alerts", "serve", "--config", str(self.config_path)],
                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _REPO_PATH})
         for _ in range(600):
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:

@@ -289,6 +289,10 @@ class _TimeSeries(_Series):
             row = (await self.conn.execute(select(func.count(), func.min(m.timestamp), func.max(m.timestamp))
                                            .where(*self.series_of))).one()
             points, extent = int(row[0]), (row[1], row[2])
+        if whole:
+            blocks = await self._from_blocks()
+            if blocks is not None:
+                return blocks
         # The clocks of the first and last step frame the columns; when they do not (a window outside
         # them, a clock that went back), the window's own extent does, at the cost of one more pass.
         low = max(min(first, last), -_INF if self.start is None else self.start)
@@ -309,6 +313,57 @@ class _TimeSeries(_Series):
         else:  # CAST truncates toward zero; two-argument min()/max() are SQLite's LEAST/GREATEST
             self.bucket = func.max(func.min(cast(position, Integer), self.width - 1), 0)
         return await self.columns(points, extent)
+
+    async def _from_blocks(self) -> SeriesData | None:
+        """The whole series in columns of whole ``metric_blocks`` rows, each column the blocks whose first
+        point falls in its 1/width of the time range.
+
+        Exact (a column summarizes exactly its blocks' points) and ordered as long as the blocks follow each
+        other in time, which a run's clock does; None otherwise (a clock that went back), or when the
+        series has too few blocks for ``width`` columns; then the points are read.
+        """
+        b = t.metric_blocks.c
+        mine = [b.run_pk == self.run_pk, b.key == self.key]
+        blocks, low, high, points = (await self.conn.execute(
+            select(func.count(), func.min(b.first_at), func.max(b.last_at), func.sum(b.points)).where(*mine))).one()
+        if blocks < 4 * self.width or not low < high or points <= 2 * self.width:
+            return None
+        previous = func.lag(b.last_at).over(order_by=b.block)
+        ordered = select(b.first_at.label("first_at"), previous.label("previous")).where(*mine).subquery()
+        overlaps = (await self.conn.execute(select(func.count()).select_from(ordered).where(
+            ordered.c.previous >= ordered.c.first_at))).scalar_one()
+        if overlaps:
+            return None
+        position = (b.first_at - low) * (self.width / (high - low))
+        number = func.greatest(func.least(func.floor(position), self.width - 1), 0) if self.dialect == "postgresql" \
+            else func.max(func.min(cast(position, Integer), self.width - 1), 0)
+        rows = (await self.conn.execute(
+            select(number.label("c"), func.min(b.first_at), func.max(b.last_at), func.sum(b.points),
+                   func.sum(b.valued), func.min(b.low), func.max(b.high), func.min(b.first_step),
+                   func.max(b.last_step)).where(*mine).group_by("c").order_by("c"))).all()
+        data = SeriesData(key=self.key, x="time", mode="minmax", points=int(points), extent=(low, high))
+        for _c, first, last, count, valued, least, greatest, first_step, last_step in rows:
+            data.xs.append(first)
+            data.xe.append(last)
+            data.counts.append(int(count))
+            if valued != count or least == -_INF or greatest == _INF:  # NaN or ±inf: read its points
+                least, greatest, marks = await self._column_detail(int(first_step), int(last_step))
+                data.nonfinite.extend(marks)
+            data.mins.append(least)
+            data.maxs.append(greatest)
+        return data
+
+    async def _column_detail(self, first_step: int, last_step: int) -> tuple[float | None, float | None, Markers]:
+        """Finite min/max and the first time and count of each non-finite kind, in a range of steps."""
+        finite = and_(m.value > -_INF, m.value < _INF)
+        kinds = [(m.value.is_(None), math.nan), (m.value == _INF, _INF), (m.value == -_INF, -_INF)]
+        aggregates: list[Any] = [func.min(case((finite, m.value))), func.max(case((finite, m.value)))]
+        for condition, _kind in kinds:
+            aggregates += [func.min(case((condition, m.timestamp))), func.sum(case((condition, 1), else_=0))]
+        row = (await self.conn.execute(select(*aggregates).where(
+            *self.series_of, m.step >= first_step, m.step <= last_step))).one()
+        marks = [(row[2 + 2 * i], kind, int(row[3 + 2 * i])) for i, (_c, kind) in enumerate(kinds) if row[3 + 2 * i]]
+        return row[0], row[1], sorted(marks, key=lambda mark: mark[0])
 
     def grouped(self, aggregates: list[Any], only: list[int] | None = None,
                 span: tuple[float, float] | None = None) -> Select[Any]:
@@ -331,10 +386,12 @@ def block_summary_sql(where: str) -> str:
     """
     size = t.BLOCK_STEPS
     return (f"SELECT run_pk, key, step / {size}, MIN(step), MAX(step), COUNT(*), COUNT(value), MIN(value), "
-            f"MAX(value) FROM metrics WHERE {where} GROUP BY run_pk, key, step / {size}")
+            f"MAX(value), MIN(timestamp), MAX(timestamp) FROM metrics WHERE {where} "
+            f"GROUP BY run_pk, key, step / {size}")
 
 
-_BLOCK_COLUMNS = ("run_pk", "key", "block", "first_step", "last_step", "points", "valued", "low", "high")
+_BLOCK_COLUMNS = ("run_pk", "key", "block", "first_step", "last_step", "points", "valued", "low", "high",
+                  "first_at", "last_at")
 
 
 def block_upsert_sql(where: str) -> str:

@@ -118,6 +118,8 @@ metric_blocks = Table(
     Column("valued", Integer, nullable=False),  # points - valued = NaN points (stored as NULL)
     Column("low", Float, nullable=True),  # min and max of the values: ±inf show here
     Column("high", Float, nullable=True),
+    Column("first_at", Float, nullable=False),  # the earliest and latest timestamp of its points
+    Column("last_at", Float, nullable=False),
     PrimaryKeyConstraint("run_pk", "key", "block"),
     sqlite_with_rowid=False,
 )

@@ -141,6 +141,35 @@ async def test_time_axis_keeps_points_of_a_clock_that_went_back(store: Store) ->
     assert data.maxs[0] == 99.0
 
 
+async def test_time_axis_from_blocks_is_exact_and_a_clock_that_went_back_reads_the_points(store: Store) -> None:
+    """Long enough for the blocks (20,000 steps, width 100); the clock runs unevenly, so columns hold
+    different numbers of steps; every column must still summarize exactly the points of its time span."""
+    values = {step: math.cos(step / 50) * (step % 13) for step in range(20_000)}
+    values[7_777], values[12_000] = math.nan, math.inf
+
+    def uneven(step: int) -> float:
+        return T0 + step * 0.5 + (step // 1000) * 7.25  # a pause every 1,000 steps
+
+    run_pk = await fill(store, {"v": values}, uneven)
+    data = await store.series(run_pk, "v", x="time", width=100)
+    check_columns(data, 100)
+    assert sum(data.counts) == data.points == 20_000 and data.extent == (T0, uneven(19_999))
+    for i in range(len(data.xs)):
+        inside = [v for s, v in values.items() if data.xs[i] <= uneven(s) <= data.xe[i]]
+        finite = [v for v in inside if math.isfinite(v)]
+        assert (data.mins[i], data.maxs[i], data.counts[i]) == (min(finite), max(finite), len(inside))
+    assert [(x, str(kind), n) for x, kind, n in data.nonfinite] == [(uneven(7_777), "nan", 1),
+                                                                     (uneven(12_000), "inf", 1)]
+
+    def went_back(step: int) -> float:
+        return uneven(step) - (600.0 if 10_000 <= step < 10_008 else 0.0)  # inside one block, ten minutes back
+
+    back = await fill(store, {"v": values}, went_back, run_id="r2")
+    data = await store.series(back, "v", x="time", width=100)
+    check_columns(data, 100)  # ordered, disjoint columns: read from the points, not from overlapping blocks
+    assert sum(data.counts) == 20_000
+
+
 async def test_several_non_finite_kinds_in_one_column_and_a_column_without_finite_values(store: Store) -> None:
     values = {step: 1.0 for step in range(10_000)}
     for step in range(5_000, 5_400):  # whole columns of NaN, then inf and -inf next to each other

@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("valued", sa.Integer(), nullable=False),
         sa.Column("low", sa.Float(), nullable=True),
         sa.Column("high", sa.Float(), nullable=True),
+        sa.Column("first_at", sa.Float(), nullable=False),
+        sa.Column("last_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("run_pk", "key", "block"),
         sqlite_with_rowid=False,
     )
