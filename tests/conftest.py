@@ -14,6 +14,8 @@ from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "sdk") not in sys.path:  # this checkout's SDK in-process too, whatever is installed elsewhere
+    sys.path.insert(0, str(ROOT / "sdk"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import Error, UsageError
 from .names import generate_id, generate_name
 from .run import Run
-from .settings import Settings, resolve_settings
+from .settings import Settings, env_value, resolve_settings
 from .transport import Transport
 
 __all__ = ["ConfigProxy", "SummaryProxy", "active_run", "init"]
@@ -84,6 +84,19 @@ def init(
         raise TypeError(f"config must be a dict or an argparse.Namespace-like object, got {type(config).__name__}")
     if id is not None and (not isinstance(id, str) or not id or "/" in id):
         raise ValueError(f"id must be a non-empty str without '/', got {id!r}")
+    # What a launcher or job script set in the environment (RUNWATCH_*, else W&B's WANDB_*) fills in
+    # what the call left out, as in wandb.init.
+    name = name or env_value("NAME")
+    notes = notes if notes is not None else env_value("NOTES")
+    group = group or env_value("RUN_GROUP")
+    job_type = job_type or env_value("JOB_TYPE")
+    if tags is None and env_value("TAGS"):
+        tags = [tag.strip() for tag in str(env_value("TAGS")).split(",") if tag.strip()]
+    if id is None and env_value("RUN_ID"):
+        id = env_value("RUN_ID")
+    if resume is None and env_value("RESUME"):
+        found = str(env_value("RESUME")).strip().lower()
+        resume = "allow" if found in ("auto", "true", "1") else found
     with _lock:
         if _active is not None:
             _active.finish()
@@ -117,7 +130,7 @@ def _run_finished(run: Run) -> None:
             _publish(None)
 
 
-def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+def log(data: Mapping[str, Any] | None = None, step: int | None = None, commit: bool | None = None) -> None:
     """``run.log`` on the active run."""
     run = _active
     if run is None:

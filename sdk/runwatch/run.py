@@ -173,11 +173,17 @@ class Run:
         return f"<runwatch.Run {self.project}/{self.id} name={self.name!r} mode={self.mode}>"
 
     # -- log -------------------------------------------------------------------------------------
-    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
-        """Log metrics with W&B step semantics (SPEC 3.3). Never blocks, never does I/O."""
+    def log(self, data: Mapping[str, Any] | None = None, step: int | None = None,
+            commit: bool | None = None) -> None:
+        """Log metrics with W&B step semantics (SPEC 3.3). Never blocks, never does I/O.
+
+        ``log()`` with no data commits the pending step (W&B's way to close several ``commit=False`` calls).
+        """
         if self._state:
             return self._log_inactive()
-        if type(data) is not dict:
+        if data is None:
+            data = {}
+        elif type(data) is not dict:
             data = _as_dict(data)
         for k, v in data.items():
             if type(k) is not str:

@@ -5,6 +5,11 @@ Precedence, highest first: explicit ``init()``/``login()`` arguments, environmen
 ``RUNWATCH_FINISH_TIMEOUT``, ``RUNWATCH_SYSTEM_METRICS``, ``RUNWATCH_DISABLE_GIT``,
 ``RUNWATCH_DISABLE_SYSTEM_INFO``), then ``~/.config/runwatch/credentials.json``
 (API keys keyed by base URL, written by ``runwatch login`` with mode 0600), then defaults.
+
+W&B's variables are fallbacks for scripts and launchers written for it (:func:`env_value`): where a
+``RUNWATCH_X`` is unset, ``WANDB_X`` is read for ``PROJECT``, ``MODE``, ``DIR``, ``NAME``, ``NOTES``,
+``TAGS``, ``RUN_ID``, ``RESUME``, ``RUN_GROUP`` and ``JOB_TYPE``. ``WANDB_API_KEY`` and
+``WANDB_BASE_URL`` are never read: they are W&B's secret and W&B's servers.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "Settings",
     "credentials_path",
+    "env_value",
     "load_api_key",
     "resolve_settings",
     "store_api_key",
@@ -27,6 +33,18 @@ __all__ = [
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 MODES = ("online", "offline", "disabled")
+_WANDB_FALLBACKS = frozenset({"PROJECT", "MODE", "DIR", "NAME", "NOTES", "TAGS", "RUN_ID", "RESUME", "RUN_GROUP",
+                              "JOB_TYPE"})
+_WANDB_MODES = {"dryrun": "offline", "run": "online"}  # W&B's older spellings
+
+
+def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """``RUNWATCH_<name>``, else (for the names W&B scripts set) ``WANDB_<name>``; None when neither is set."""
+    env = os.environ if env is None else env
+    value = env.get(f"RUNWATCH_{name}")
+    if not value and name in _WANDB_FALLBACKS:
+        value = env.get(f"WANDB_{name}")
+    return value or None
 
 
 @dataclasses.dataclass
@@ -132,12 +150,15 @@ def resolve_settings(
     env = os.environ
     if env.get("RUNWATCH_BASE_URL"):
         s.base_url = env["RUNWATCH_BASE_URL"]
-    if env.get("RUNWATCH_PROJECT"):
-        s.project = env["RUNWATCH_PROJECT"]
-    if env.get("RUNWATCH_MODE"):
-        s.mode = env["RUNWATCH_MODE"].strip().lower()
+    if env_value("PROJECT", env):
+        s.project = env_value("PROJECT", env)
+    if env_value("MODE", env):
+        found = str(env_value("MODE", env)).strip().lower()
+        s.mode = _WANDB_MODES.get(found, found)
     if env.get("RUNWATCH_DIR"):
         s.root_dir = env["RUNWATCH_DIR"]
+    elif env.get("WANDB_DIR"):  # W&B keeps its files in $WANDB_DIR/wandb; ours go beside them
+        s.root_dir = os.path.join(env["WANDB_DIR"], "runwatch")
     if env.get("RUNWATCH_FINISH_TIMEOUT"):
         try:
             s.finish_timeout = float(env["RUNWATCH_FINISH_TIMEOUT"])

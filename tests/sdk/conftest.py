@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         "RUNWATCH_DISABLE_SYSTEM_INFO",
     ):
         monkeypatch.delenv(var, raising=False)
+    for var in [name for name in os.environ if name.startswith(("WANDB_", "RUNWATCH_"))]:
+        monkeypatch.delenv(var, raising=False)  # a launcher's WANDB_* must not steer these tests
     # psutil is installed here, so system metrics would be on: tests that count points must not race
     # the 15 s sampler (test_system.py checks the default with the variable removed).
     monkeypatch.setenv("RUNWATCH_SYSTEM_METRICS", "0")
