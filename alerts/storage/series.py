@@ -75,6 +75,26 @@ async def read_series(conn: AsyncConnection, dialect: str, run_pk: int, key: str
     return await reader(conn, dialect, run_pk, key, start, end, width).read()
 
 
+_KINDS = (math.nan, _INF, -_INF)
+
+
+def detail_aggregates(x: Any) -> list[Any]:
+    """Pass 2's aggregates: finite min and max, then per non-finite kind (NaN, +inf, -inf) its first ``x``
+    and its count. :func:`read_detail` reads a row of them."""
+    v = m.value
+    finite = and_(v > -_INF, v < _INF)
+    aggregates: list[Any] = [func.min(case((finite, v))), func.max(case((finite, v)))]
+    for condition in (v.is_(None), v == _INF, v == -_INF):
+        aggregates += [func.min(case((condition, x))), func.sum(case((condition, 1), else_=0))]
+    return aggregates
+
+
+def read_detail(row: Any) -> tuple[float | None, float | None, Markers]:
+    """(finite min, finite max, markers by x) from a row of :func:`detail_aggregates`."""
+    marks = [(row[2 + 2 * i], kind, int(row[3 + 2 * i])) for i, kind in enumerate(_KINDS) if row[3 + 2 * i]]
+    return row[0], row[1], sorted(marks, key=lambda mark: mark[0])
+
+
 class _Series:
     """What both axes share: the raw read and the two reduction passes."""
 
@@ -156,17 +176,8 @@ class _Series:
     async def _detail(self, flagged: list[int], span: tuple[float, float]
                       ) -> dict[int, tuple[float | None, float | None, Markers]]:
         """Pass 2 over the flagged columns: finite min/max and the first x and count of each non-finite kind."""
-        finite = and_(m.value > -_INF, m.value < _INF)
-        kinds = [(m.value.is_(None), math.nan), (m.value == _INF, _INF), (m.value == -_INF, -_INF)]
-        aggregates: list[Any] = [func.min(case((finite, m.value))), func.max(case((finite, m.value)))]
-        for condition, _kind in kinds:
-            aggregates += [func.min(case((condition, self.column))), func.sum(case((condition, 1), else_=0))]
-        found = {}
-        for row in (await self.conn.execute(self.grouped(aggregates, flagged, span))).all():
-            marks = [(row[3 + 2 * i], kind, int(row[4 + 2 * i])) for i, (_c, kind) in enumerate(kinds)
-                     if row[4 + 2 * i]]
-            found[int(row[0])] = (row[1], row[2], sorted(marks, key=lambda mark: mark[0]))
-        return found
+        rows = (await self.conn.execute(self.grouped(detail_aggregates(self.column), flagged, span))).all()
+        return {int(row[0]): read_detail(row[1:]) for row in rows}
 
 
 class _StepSeries(_Series):
@@ -355,15 +366,8 @@ class _TimeSeries(_Series):
 
     async def _column_detail(self, first_step: int, last_step: int) -> tuple[float | None, float | None, Markers]:
         """Finite min/max and the first time and count of each non-finite kind, in a range of steps."""
-        finite = and_(m.value > -_INF, m.value < _INF)
-        kinds = [(m.value.is_(None), math.nan), (m.value == _INF, _INF), (m.value == -_INF, -_INF)]
-        aggregates: list[Any] = [func.min(case((finite, m.value))), func.max(case((finite, m.value)))]
-        for condition, _kind in kinds:
-            aggregates += [func.min(case((condition, m.timestamp))), func.sum(case((condition, 1), else_=0))]
-        row = (await self.conn.execute(select(*aggregates).where(
-            *self.series_of, m.step >= first_step, m.step <= last_step))).one()
-        marks = [(row[2 + 2 * i], kind, int(row[3 + 2 * i])) for i, (_c, kind) in enumerate(kinds) if row[3 + 2 * i]]
-        return row[0], row[1], sorted(marks, key=lambda mark: mark[0])
+        return read_detail((await self.conn.execute(select(*detail_aggregates(m.timestamp)).where(
+            *self.series_of, m.step >= first_step, m.step <= last_step))).one())
 
     def grouped(self, aggregates: list[Any], only: list[int] | None = None,
                 span: tuple[float, float] | None = None) -> Select[Any]:

@@ -236,26 +236,16 @@ async def test_unknown_key_and_run_are_empty(store: Store, long_run: int) -> Non
 
 async def test_points_stored_before_the_blocks_get_them_when_the_database_is_upgraded(tmp_path: Path) -> None:
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
 
     from alerts.storage import open_store
-    from alerts.storage.sql import _MIGRATIONS
+    from tests.storage.old_database import OLD_RUN, database_at
 
     db = tmp_path / "old.db"
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.begin() as conn:  # a database as the previous release left it, with a long series
-        config = Config(str(_MIGRATIONS / "alembic.ini"))
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0006")
-        conn.execute(sa.text(
-            "INSERT INTO runs (project, id, name, state, config, tags, summary, created_at, started_at, "
-            "last_contact, last_seq) VALUES ('p', 'old', 'n', 'finished', '{}', '[]', '{}', 1, 1, 1, 0)"))
+    with database_at(db, "0006") as conn:  # a database as the previous release left it, with a long series
+        conn.execute(sa.text(OLD_RUN))
         pk = conn.execute(sa.text("SELECT pk FROM runs")).scalar_one()
         conn.execute(sa.text("INSERT INTO metrics (run_pk, key, step, timestamp, value) VALUES (:pk, 'v', :s, :s, :v)"),
                      [{"pk": pk, "s": s, "v": None if s == 4321 else float(s % 97)} for s in range(10_000)])
-    engine.dispose()
     store = open_store(f"sqlite:///{db}")
     await store.open()
     try:

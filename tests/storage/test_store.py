@@ -145,22 +145,12 @@ async def test_system_info_is_stored_and_a_resume_brings_the_newest(store: Store
 
 async def test_runs_stored_before_the_system_column_read_as_empty(tmp_path: Path) -> None:
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
 
-    from alerts.storage.sql import _MIGRATIONS
+    from tests.storage.old_database import OLD_RUN, database_at
 
     db = tmp_path / "old.db"
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.begin() as conn:  # a database as the previous release left it, with one run
-        config = Config(str(_MIGRATIONS / "alembic.ini"))
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0005")
-        conn.execute(sa.text(
-            "INSERT INTO runs (project, id, name, state, config, tags, summary, created_at, started_at, "
-            "last_contact, last_seq) VALUES ('p', 'old', 'n', 'finished', '{}', '[]', '{}', 1, 1, 1, 0)"))
-    engine.dispose()
+    with database_at(db, "0005") as conn:  # a database as the previous release left it, with one run
+        conn.execute(sa.text(OLD_RUN))
     store = open_store(f"sqlite:///{db}")
     await store.open()
     try:
