@@ -36,6 +36,19 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_dir(package, quiet=1)
 
 
+@pytest.fixture(autouse=True)
+def no_run_left_behind() -> Iterator[None]:
+    """A test that used the SDK in-process must not leave its run as the process's active or last one
+    (later tests check what `runwatch.log` says before any `init`)."""
+    yield
+    session = sys.modules.get("runwatch._session")
+    if session is not None:
+        run = session.active_run()
+        if run is not None:
+            run.finish(quiet=True)
+        session._last = None
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """An open SQLite store in the test's directory (PostgreSQL joins as a parameter with its backend)."""

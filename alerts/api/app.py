@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from alerts import __version__
-from alerts.api import admin, alerts_routes, runs, series, silences
-from alerts.api.errors import BodyLimit, install_error_handlers
+from alerts.api import admin, alerts_routes, files, runs, series, silences
+from alerts.api.errors import install_error_handlers
 from alerts.errors import ConfigError
 from alerts.service import Service
 
@@ -48,13 +48,14 @@ def create_app(service: Service) -> FastAPI:
                   default_response_class=JsonResponse, strict_content_type=False)
     app.state.service = service
     app.state.key_cache = {}
-    app.add_middleware(BodyLimit, max_bytes=service.settings.server.max_body_bytes)
+    app.add_middleware(files.BodyLimitExceptUploads, max_bytes=service.settings.server.max_body_bytes)
     install_error_handlers(app)
     app.include_router(runs.router)
     app.include_router(alerts_routes.router)
     app.include_router(admin.router)
     app.include_router(silences.router)
     app.include_router(series.router)
+    app.include_router(files.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

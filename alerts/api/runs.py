@@ -43,8 +43,10 @@ async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> d
                  job_type=body.job_type, started_at=body.started_at or time.time(), host=body.host,
                  pid=body.pid, system=body.system or {})
     run, created = await service.runs.init_run(new, resume=resume)
+    # A resumed run goes on after its last step (W&B's resume): the SDK continues its step counter there.
+    last_step = None if created else await service.store.last_step(run.pk)
     return {**run_json(run, service.public_url), "heartbeat_interval": service.settings.heartbeat_interval,
-            "resumed": not created}
+            "resumed": not created, "last_step": last_step}
 
 
 @router.post("/runs/{project}/{run_id}/records", openapi_extra={"requestBody": {
@@ -101,7 +103,7 @@ async def get_run(project: str, run_id: str, key: CurrentKey, service: CurrentSe
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
     events = await service.store.list_run_events(run.pk)
-    return {**run_json(run, service.public_url),
+    return {**run_json(run, service.public_url), "last_step": await service.store.last_step(run.pk),
             "events": [{"state": e.state.value, "reason": e.reason, "at": e.at} for e in events]}
 
 

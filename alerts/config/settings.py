@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from alerts.dispatch.routes import RouteConfig
@@ -45,6 +45,19 @@ class RunsSettings(_Strict):
     heartbeat_timeout: Duration = 60.0
     crash_check_interval: Duration | None = None
     """How often to look for silent runs; default ``min(5s, heartbeat_timeout / 4)``."""
+
+
+class FilesSettings(_Strict):
+    """Limits of the files and artifacts runs store (``save``, ``log_code``, ``log_artifact``).
+
+    Sizes are bytes or text such as ``100MiB``, ``1GiB``, ``500MB``. An upload over a limit is refused
+    with 413 and a message naming the file and the limit.
+    """
+
+    max_file_bytes: ByteSize = Field(default=ByteSize(100 * 2**20), gt=0)
+    """The largest single file (a saved file or one file of an artifact)."""
+    max_run_bytes: ByteSize = Field(default=ByteSize(2**30), gt=0)
+    """What one run may store: its files plus the artifact versions it creates."""
 
 
 class DeliverySettings(_Strict):
@@ -96,6 +109,7 @@ class AlertsSettings(BaseSettings):
     storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
     runs: RunsSettings = Field(default_factory=lambda: RunsSettings())
     delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
+    files: FilesSettings = Field(default_factory=lambda: FilesSettings())
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)

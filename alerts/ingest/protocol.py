@@ -49,7 +49,15 @@ class ExitRecord(_Record):
     timestamp: Timestamp
 
 
-Record = Annotated[HistoryRecord | ConfigRecord | SummaryRecord | ExitRecord, Field(discriminator="type")]
+class PreemptingRecord(_Record):
+    """``run.mark_preempting()``: the job scheduler may stop this run soon (W&B's preemptible runs)."""
+
+    type: Literal["preempting"]
+    timestamp: Timestamp
+
+
+Record = Annotated[HistoryRecord | ConfigRecord | SummaryRecord | ExitRecord | PreemptingRecord,
+                   Field(discriminator="type")]
 
 
 class RecordsBody(_Body):

@@ -1,7 +1,8 @@
 """Decode the SDK's run records (docs/protocol.md) into a :class:`RecordBatch` for the store.
 
 Metric values are numbers, booleans or the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
-anything else (tables, images, text, lists) is media, stored but never evaluated by rules.
+anything else (tables, images, histograms, charts, text, lists) is media, stored but never evaluated
+by rules; the kinds the run page draws are checked first (``alerts.ingest.media``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alerts.ingest.protocol import ConfigRecord, ExitRecord, HistoryRecord, Record, SummaryRecord
+from alerts.ingest.media import MediaError, check_media
+from alerts.ingest.protocol import ConfigRecord, ExitRecord, HistoryRecord, PreemptingRecord, Record, SummaryRecord
 from alerts.model import RunState
 from alerts.storage.base import RecordBatch, RunExit
+
+PREEMPTING = "preempting"
+"""The reason of the run event ``mark_preempting()`` stores; a run that then goes silent was preempted."""
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -61,7 +66,7 @@ def build_batch(records: list[Record], *, last_seq: int) -> RecordBatch | None:
         if batch.exit is not None:
             raise RecordError(("body", "records", index, "type"), "no record may follow the exit record")
         if isinstance(record, HistoryRecord):
-            _add_history(batch, record)
+            _add_history(batch, record, index)
         elif isinstance(record, ConfigRecord):
             batch.config = record.config
         elif isinstance(record, SummaryRecord):
@@ -69,10 +74,12 @@ def build_batch(records: list[Record], *, last_seq: int) -> RecordBatch | None:
         elif isinstance(record, ExitRecord):
             batch.exit = RunExit(state=RunState(record.state), exit_code=record.exit_code, reason=record.reason,
                                  console_tail=record.console_tail, at=record.timestamp)
+        elif isinstance(record, PreemptingRecord):
+            batch.events.append((PREEMPTING, record.timestamp))
     return batch
 
 
-def _add_history(batch: RecordBatch, record: HistoryRecord) -> None:
+def _add_history(batch: RecordBatch, record: HistoryRecord, index: int) -> None:
     step, timestamp = record.step, record.timestamp
     batch.steps.append((step, timestamp, record.runtime))
     points, media = batch.points, batch.media
@@ -81,4 +88,9 @@ def _add_history(batch: RecordBatch, record: HistoryRecord) -> None:
         if number is not None:
             points.append((key, step, timestamp, number))
         else:
-            media.append((key, step, media_kind(value), value))
+            kind = media_kind(value)
+            try:
+                check_media(kind, value)
+            except MediaError as exc:
+                raise RecordError(("body", "records", index, "data", key, *exc.loc), f"{kind} {key!r}: {exc}") from None
+            media.append((key, step, kind, value))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from alerts.ingest.events import IngestListener
 from alerts.ingest.protocol import Record
-from alerts.ingest.records import build_batch
+from alerts.ingest.records import PREEMPTING, build_batch
 from alerts.model import Run, RunEvent, RunState
 from alerts.storage.base import NewRun, RunExit, Store
 
@@ -90,10 +90,13 @@ class RunIngest:
         events = []
         for run in await self._store.find_silent_runs(cutoff):
             silent_for = now - run.last_contact
+            reason = f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"
+            run_events = await self._store.list_run_events(run.pk)
+            if run_events and run_events[-1].reason == PREEMPTING:
+                reason = f"preempted: {reason} after the run called mark_preempting(); resume it with its id"
             # silent_since: a heartbeat stored between the search and this write keeps the run alive.
             event = await self._store.end_run(run.pk, RunExit(
-                state=RunState.CRASHED, exit_code=None, console_tail=None, at=now,
-                reason=f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"),
+                state=RunState.CRASHED, exit_code=None, console_tail=None, at=now, reason=reason),
                 silent_since=cutoff)
             if event is not None:
                 events.append(event)

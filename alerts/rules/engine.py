@@ -355,7 +355,7 @@ class RuleEngine:
         if matched is None:
             run = context.run
             matched = context.matches[rule.name] = rule.spec.where.matches(
-                run.project, run.id, run.name, run.tags, run.config)
+                run.project, run.id, run.name, run.tags, run.config, run.group, run.job_type)
         return matched
 
     def _context(self, run: Run) -> _RunContext:

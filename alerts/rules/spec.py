@@ -93,14 +93,24 @@ class _Strict(BaseModel):
 
 
 class Where(_Strict):
+    """Which runs a rule watches: globs on project, run (name or id), group and job type; tags; config values.
+
+    ``group``/``job_type`` are W&B's ``init(group=, job_type=)``; a run without one matches only ``"*"``.
+    """
+
     project: str = "*"
     run: str = "*"
+    group: str = "*"
+    job_type: str = "*"
     tags: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
 
-    def matches(self, project: str, run_id: str, run_name: str, tags: list[str], config: dict[str, Any]) -> bool:
+    def matches(self, project: str, run_id: str, run_name: str, tags: list[str], config: dict[str, Any],
+                group: str | None = None, job_type: str | None = None) -> bool:
         return (fnmatch.fnmatchcase(project, self.project)
                 and (fnmatch.fnmatchcase(run_name, self.run) or fnmatch.fnmatchcase(run_id, self.run))
+                and (self.group == "*" or fnmatch.fnmatchcase(group or "", self.group))
+                and (self.job_type == "*" or fnmatch.fnmatchcase(job_type or "", self.job_type))
                 and all(tag in tags for tag in self.tags)
                 and all(_config_value(config, key) == value for key, value in self.config.items()))
 

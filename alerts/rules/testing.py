@@ -161,6 +161,8 @@ class InputRun(_Strict):
     id: str | None = None
     project: str = "test"
     name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
     tags: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     series: dict[str, Series] = Field(default_factory=dict)
@@ -372,8 +374,8 @@ class Simulation:
         await self.engine.start(self.ruleset)
 
     async def start_run(self, run_id: str, *, project: str, name: str, tags: list[str],
-                        config: dict[str, Any]) -> Run:
-        run, _ = await self.store.upsert_run(NewRun(project, run_id, name, config, tags, None, None, None,
+                        config: dict[str, Any], group: str | None = None, job_type: str | None = None) -> Run:
+        run, _ = await self.store.upsert_run(NewRun(project, run_id, name, config, tags, None, group, job_type,
                                                     self.now, None, None), self.now)
         self.runs[run_id] = run
         await self.engine.on_run_event(RunEvent(run=run, state=RunState.RUNNING, reason="started", at=self.now))
@@ -391,7 +393,8 @@ class Simulation:
         run = self.runs[run_id]
         if state is RunState.RUNNING:  # a resume, as the ingest does it: upsert, then the event
             resumed, _ = await self.store.upsert_run(NewRun(run.project, run.id, run.name, run.config, run.tags,
-                                                            None, None, None, self.now, None, None), self.now)
+                                                            None, run.group, run.job_type, self.now, None, None),
+                                                     self.now)
             self.runs[run_id] = resumed
             await self.engine.on_run_event(RunEvent(run=resumed, state=state, reason=reason or "resumed",
                                                     at=self.now))
@@ -466,7 +469,7 @@ async def _simulate(sim: Simulation, interval: float, case: _Case) -> list[str]:
     for run in case.runs:
         spec = run.spec
         await sim.start_run(run.id, project=spec.project, name=spec.name or run.id, tags=list(spec.tags),
-                            config=dict(spec.config))
+                            config=dict(spec.config), group=spec.group, job_type=spec.job_type)
     problems: list[str] = []
     for step in range(case.last_step + 1):
         sim.now = start + step * interval

@@ -7,7 +7,7 @@ method return knows the data survives a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ class RecordBatch:
     config: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     exit: RunExit | None = None
+    events: list[tuple[str, float]] = field(default_factory=list)  # (reason, at): run events, state running
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,90 @@ class SeriesData:
     nonfinite: list[tuple[float, float, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A file stored with a run (``save``: kind ``file``; ``log_code``: kind ``code``)."""
+
+    path: str
+    sha256: str
+    size: int
+    kind: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One path of an artifact version: contents by ``sha256``, or a ``ref`` URI that is never fetched."""
+
+    path: str
+    sha256: str | None
+    ref: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    project: str
+    name: str
+    type: str
+    description: str | None
+    metadata: dict[str, Any]
+    aliases: list[str]
+    entries: list[ArtifactEntry]
+    run_pk: int | None = None
+    relation: Literal["logged", "used"] = "logged"
+    """How the run relates to it: it logged it (an output) or used it (an input)."""
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    pk: int
+    project: str
+    name: str
+    type: str
+    version: int
+    """0, 1, ... per (project, name): ``v0``, ``v1``, ..."""
+    digest: str
+    description: str | None
+    metadata: dict[str, Any]
+    size: int
+    file_count: int
+    created_by: int | None
+    created_at: float
+    aliases: list[str] = field(default_factory=list)
+    """``latest`` on the newest version, then the user aliases that point here."""
+
+
+class FileStoreError(Exception):
+    """A file or artifact write the store refused; the API answers it with a 4xx naming the problem."""
+
+
+class RunBytesExceeded(FileStoreError):
+    """The run would store more than ``files.max_run_bytes``."""
+
+    def __init__(self, stored: int, adding: int, limit: int) -> None:
+        super().__init__(f"the run stores {stored} bytes; {adding} more would exceed {limit}")
+        self.stored, self.adding, self.limit = stored, adding, limit
+
+
+class MissingBlobs(FileStoreError):
+    """Contents named by digest that the project has not uploaded."""
+
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(f"not uploaded: {', '.join(digests)}")
+        self.digests = digests
+
+
+class ArtifactTypeConflict(FileStoreError):
+    """An artifact name already has versions of another type."""
+
+    def __init__(self, name: str, existing: str, requested: str) -> None:
+        super().__init__(f"artifact {name!r} is of type {existing!r}, not {requested!r}")
+        self.name, self.existing, self.requested = name, existing, requested
+
+
 class Store(ABC):
-    """Async persistence for keys, runs, metric points, media, alerts and the notification outbox."""
+    """Async persistence for keys, runs, metric points, media, files, artifacts, alerts and the outbox."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -151,7 +234,8 @@ class Store(ABC):
     async def upsert_run(self, new: NewRun, at: float) -> tuple[Run, bool]:
         """Create the run, or return the existing one with the same (project, id); True if created.
 
-        Resuming a run that had ended sets it running again (W&B ``resume``), recorded as an event.
+        Resuming a run that had ended sets it running again (W&B ``resume``), recorded as an event; the
+        init's config is merged over the stored one (the resumed process may change values).
         """
 
     @abstractmethod
@@ -221,6 +305,10 @@ class Store(ABC):
         """Every metric key the run has logged, sorted."""
 
     @abstractmethod
+    async def last_step(self, run_pk: int) -> int | None:
+        """The highest step the run has stored, None before its first: where a resumed run goes on."""
+
+    @abstractmethod
     async def series(self, run_pk: int, key: str, *, x: SeriesX = "step", start: float | None = None,
                      end: float | None = None, width: int = 1000) -> SeriesData:
         """The points of ``key`` with ``start <= x <= end`` (None: unbounded), x being the step or the
@@ -238,6 +326,62 @@ class Store(ABC):
 
     @abstractmethod
     async def list_media(self, run_pk: int) -> list[dict[str, Any]]: ...
+
+    # Files and artifacts (``storage/files.py``) ----------------------------------------------------
+    @abstractmethod
+    async def missing_blobs(self, project: str, digests: list[str]) -> list[str]:
+        """The digests among ``digests`` whose contents ``project`` has not uploaded, in the order given."""
+
+    @abstractmethod
+    async def put_blob(self, project: str, sha256: str, size: int, data: Iterable[bytes], at: float) -> bool:
+        """Store contents the caller verified to hash to ``sha256`` and make them ``project``'s; True
+        if the project did not have them. Stored once whichever projects upload them, in short
+        transactions (other writers go on meanwhile); a blob becomes visible only when complete."""
+
+    @abstractmethod
+    def read_blob(self, sha256: str) -> AsyncIterator[bytes]:
+        """The contents, a stored chunk at a time, each read on its own (no transaction held open)."""
+
+    @abstractmethod
+    async def put_run_file(self, run_pk: int, path: str, sha256: str, kind: str, at: float, *,
+                           max_run_bytes: int) -> StoredFile:
+        """Store (or replace) the run's file ``path`` with uploaded contents.
+
+        Raises :class:`RunBytesExceeded` when the run's files and the artifact versions it created
+        would exceed ``max_run_bytes``, :class:`MissingBlobs` when the contents were not uploaded by
+        the run's project.
+        """
+
+    @abstractmethod
+    async def list_run_files(self, run_pk: int) -> list[StoredFile]:
+        """The run's files by path."""
+
+    @abstractmethod
+    async def get_run_file(self, run_pk: int, path: str) -> StoredFile | None: ...
+
+    @abstractmethod
+    async def add_artifact(self, new: NewArtifact, at: float, *, max_run_bytes: int) -> tuple[ArtifactVersion, bool]:
+        """The version of ``new.name`` with these contents: a new one (True) unless a version with the
+        same digest exists. ``new.aliases`` move to it; the run (if any) is recorded as logging or
+        using it. Raises :class:`MissingBlobs`, :class:`ArtifactTypeConflict`, :class:`RunBytesExceeded`.
+        """
+
+    @abstractmethod
+    async def find_artifact(self, project: str, name: str, version: str) -> ArtifactVersion | None:
+        """By ``v<N>``, ``latest``, a user alias or the full digest; None if there is no such version."""
+
+    @abstractmethod
+    async def artifact_entries(self, artifact_pk: int, path: str | None = None) -> list[ArtifactEntry]:
+        """The version's entries by path (only ``path``'s, when given)."""
+
+    @abstractmethod
+    async def use_artifact(self, run_pk: int, artifact: ArtifactVersion, aliases: list[str],
+                           at: float) -> ArtifactVersion:
+        """Record that the run used this version (once), move ``aliases`` to it; returns it afresh."""
+
+    @abstractmethod
+    async def run_artifacts(self, run_pk: int) -> list[tuple[str, ArtifactVersion]]:
+        """``(relation, version)`` of every artifact the run logged or used, oldest first."""
 
     # Alerts -------------------------------------------------------------------------------------
     @abstractmethod

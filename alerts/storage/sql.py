@@ -45,6 +45,7 @@ from alerts.storage.base import (
     SeriesX,
     Store,
 )
+from alerts.storage.files import SqlFiles
 from alerts.storage.series import BLOCK_UPSERT, create_series_columns, read_series, touched_blocks
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,7 +60,7 @@ def async_url(url: str) -> str:
     return url
 
 
-class SqlStore(Store):
+class SqlStore(SqlFiles, Store):
     def __init__(self, url: str) -> None:
         self._url = url
         self._engine: AsyncEngine | None = None
@@ -150,6 +151,8 @@ class SqlStore(Store):
                 await _add_event(conn, row.pk, RunState.RUNNING, "started", at)
             else:
                 values: dict[str, Any] = {"last_contact": at}
+                if new.config:  # a resumed run's init carries its config, updated by the new process
+                    values["config"] = {**(row.config or {}), **new.config}
                 if new.system:  # a resumed run describes its newest machine; an init without it keeps the old
                     values["system"] = new.system
                 if row.state != RunState.RUNNING.value:
@@ -233,6 +236,8 @@ class SqlStore(Store):
                 values["summary"] = batch.summary
             if values:
                 await conn.execute(update(t.runs).where(t.runs.c.pk == run.pk).values(**values))
+            for reason, event_at in batch.events:
+                await _add_event(conn, run.pk, RunState.RUNNING, reason, event_at)
             if batch.exit is not None:
                 return True, await _end_run(conn, run.pk, batch.exit)
         return True, None
@@ -281,6 +286,11 @@ class SqlStore(Store):
     async def metric_keys(self, run_pk: int) -> list[str]:
         async with self.engine.connect() as conn:
             return await _metric_keys(conn, run_pk)
+
+    async def last_step(self, run_pk: int) -> int | None:
+        async with self.engine.connect() as conn:  # the steps primary key makes this one index probe
+            found = await conn.scalar(select(func.max(t.steps.c.step)).where(t.steps.c.run_pk == run_pk))
+        return int(found) if found is not None else None
 
     async def series(self, run_pk: int, key: str, *, x: SeriesX = "step", start: float | None = None,
                      end: float | None = None, width: int = 1000) -> SeriesData:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -207,3 +208,93 @@ notifications = Table(
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
 Index("ix_notifications_channel_due", notifications.c.status, notifications.c.channel, notifications.c.next_attempt_at)
+
+# Files and artifacts (alerts/storage/files.py). Contents live in the database, content-addressed, so
+# replicas of the service share them and the service needs no disk of its own.
+BLOB_CHUNK_BYTES = 1024 * 1024
+"""Bytes per row of ``blob_chunks``: a download streams one row at a time."""
+
+blobs = Table(
+    "blobs", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+blob_chunks = Table(
+    "blob_chunks", metadata,
+    Column("sha256", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("sha256", "seq"),
+)
+
+project_blobs = Table(
+    # Which projects uploaded a blob: a key only ever references contents its project sent (knowing a
+    # digest is not enough to read another project's file).
+    "project_blobs", metadata,
+    Column("project", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("project", "sha256"),
+)
+
+run_files = Table(
+    "run_files", metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),  # file (save) or code (log_code)
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("run_pk", "path"),
+)
+
+artifacts = Table(
+    "artifacts", metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("version", Integer, nullable=False),  # 0, 1, ... per (project, name): shown as v0, v1, ...
+    Column("digest", String(64), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("meta", JSON, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("created_by", Integer, nullable=True),  # the run that logged it first
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project", "name", "version", name="uq_artifacts_version"),
+    UniqueConstraint("project", "name", "digest", name="uq_artifacts_digest"),
+)
+Index("ix_artifacts_created_by", artifacts.c.created_by)
+
+artifact_aliases = Table(
+    # User aliases; "latest" is not stored: it is always the newest version.
+    "artifact_aliases", metadata,
+    Column("project", String(200), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("artifact_pk", Integer, nullable=False),
+    PrimaryKeyConstraint("project", "name", "alias"),
+)
+
+artifact_files = Table(
+    "artifact_files", metadata,
+    Column("artifact_pk", Integer, nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("sha256", String(64), nullable=True),  # NULL for a reference
+    Column("ref", Text, nullable=True),  # the URI of a reference entry (add_reference: never downloaded)
+    Column("size", BigInteger, nullable=True),
+    PrimaryKeyConstraint("artifact_pk", "path"),
+)
+
+artifact_usage = Table(
+    "artifact_usage", metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("artifact_pk", Integer, nullable=False),
+    Column("relation", String(8), nullable=False),  # logged (an output of the run) or used (an input)
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("run_pk", "artifact_pk", "relation"),
+)

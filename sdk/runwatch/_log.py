@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["logger", "log_once", "reset_log_once"]
+__all__ = ["is_silent", "logger", "log_once", "quieten", "reset_log_once"]
 
 logger = logging.getLogger("runwatch")
 
@@ -27,3 +27,17 @@ def reset_log_once() -> None:
     """Forget which kinds were logged (for tests)."""
     with _lock:
         _seen.clear()
+
+
+_silent = False
+
+
+def quieten() -> None:
+    """``silent`` (``Settings(silent=True)``, ``RUNWATCH_SILENT``/``WANDB_SILENT``): print nothing, log errors only."""
+    global _silent
+    _silent = True
+    logger.setLevel(logging.ERROR)
+
+
+def is_silent() -> bool:
+    return _silent

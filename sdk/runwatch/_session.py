@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._log import quieten
+from .config import as_mapping, config_files
 from .errors import Error, UsageError
-from .names import generate_id, generate_name
+from .names import generate_id
 from .run import Run
 from .settings import Settings, env_value, resolve_settings
 from .transport import Transport
@@ -84,27 +86,38 @@ def init(
         raise TypeError(f"config must be a dict or an argparse.Namespace-like object, got {type(config).__name__}")
     if id is not None and (not isinstance(id, str) or not id or "/" in id):
         raise ValueError(f"id must be a non-empty str without '/', got {id!r}")
-    # What a launcher or job script set in the environment (RUNWATCH_*, else W&B's WANDB_*) fills in
-    # what the call left out, as in wandb.init.
-    name = name or env_value("NAME")
-    notes = notes if notes is not None else env_value("NOTES")
-    group = group or env_value("RUN_GROUP")
-    job_type = job_type or env_value("JOB_TYPE")
+    resolved = resolve_settings(settings, project=project, mode=mode, dir=dir)
+    # What the call left out comes from W&B's run_* settings, then from what a launcher or job script set
+    # in the environment (RUNWATCH_*, else W&B's WANDB_*), as in wandb.init.
+    given = resolved.init_args
+    name = name or given.get("name") or env_value("NAME")
+    notes = notes if notes is not None else given.get("notes", env_value("NOTES"))
+    group = group or given.get("group") or env_value("RUN_GROUP")
+    job_type = job_type or given.get("job_type") or env_value("JOB_TYPE")
+    if tags is None and given.get("tags"):
+        tags = list(given["tags"])
     if tags is None and env_value("TAGS"):
         tags = [tag.strip() for tag in str(env_value("TAGS")).split(",") if tag.strip()]
-    if id is None and env_value("RUN_ID"):
-        id = env_value("RUN_ID")
+    id = id or given.get("id") or env_value("RUN_ID")
+    if resume is None:
+        resume = given.get("resume")
     if resume is None and env_value("RESUME"):
         found = str(env_value("RESUME")).strip().lower()
         resume = "allow" if found in ("auto", "true", "1") else found
+    elif resume == "auto":
+        resume = "allow"
+    from_files = config_files(env_value("CONFIG_PATHS"))
+    if from_files:  # config-defaults.yaml and CONFIG_PATHS under what the call passes
+        config = {**from_files, **as_mapping(config)}
+    if resolved.silent:
+        quieten()
     with _lock:
         if _active is not None:
             _active.finish()
-        resolved = resolve_settings(settings, project=project, mode=mode, dir=dir)
         run = Run(
             settings=resolved,
             id=id or generate_id(),
-            name=name or generate_name(),
+            name=name,
             project=resolved.project or DEFAULT_PROJECT,
             config=config,
             tags=list(tags) if tags else [],
@@ -157,6 +170,40 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
 def define_metric(name: str, step_metric: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """``run.define_metric`` on the active run."""
     return _require("define_metric").define_metric(name, step_metric, **kwargs)
+
+
+def _on_active_run(method: str) -> Callable[..., Any]:
+    """``runwatch.<method>(...)``: ``<active run>.<method>(...)``; before ``init``, the usual error."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_require(method), method)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = method
+    call.__doc__ = f"``run.{method}`` on the active run."
+    return call
+
+
+watch = _on_active_run("watch")
+save = _on_active_run("save")
+log_artifact = _on_active_run("log_artifact")
+use_artifact = _on_active_run("use_artifact")
+log_model = _on_active_run("log_model")
+use_model = _on_active_run("use_model")
+link_model = _on_active_run("link_model")
+mark_preempting = _on_active_run("mark_preempting")
+
+
+def unwatch(models: Any = None) -> None:
+    """``run.unwatch`` on the active run (nothing to do without one)."""
+    run = _active
+    if run is not None:
+        run.unwatch(models)
+
+
+def teardown(exit_code: int | None = None) -> None:
+    """``wandb.teardown``: finish the active run, if any."""
+    if _active is not None:
+        _active.finish(exit_code=exit_code)
 
 
 def _target(what: str) -> Any:

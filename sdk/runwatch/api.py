@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Error
 from .settings import DEFAULT_BASE_URL, load_api_key
 from .values import decode_float
+
+if TYPE_CHECKING:
+    from .artifacts import Artifact, Remote
+    from .files import RunFile
 
 __all__ = ["Api", "ApiRun"]
 
@@ -86,6 +90,28 @@ class Api:
         except httpx.HTTPError as exc:
             raise Error(f"cannot read {path} from the Runwatch service at {self.base_url}: "
                         f"{type(exc).__name__}") from None
+
+    @property
+    def _remote(self) -> Remote:
+        from .artifacts import Remote
+
+        return Remote(self._client, self.base_url)
+
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """A stored artifact version: ``"project/name:v0"``, ``"project/name:latest"``, ``"name:alias"`` (then
+        in ``RUNWATCH_PROJECT``); ``download(root)`` fetches its files. :class:`Error` if it does not exist."""
+        from .files import fetch_artifact, parse_name
+        from .settings import env_value
+
+        project, artifact, version = parse_name(name, env_value("PROJECT"))
+        return fetch_artifact(self._remote, project, artifact, version, type)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except Error:
+            return False
+        return True
 
     def alerts(self, project: str | None = None, status: str | None = None, run: str | None = None, *,
                rule: str | None = None, severity: str | None = None, source: str | None = None,
@@ -165,3 +191,33 @@ class ApiRun:
         """Logged tables/images/text: ``[{"key", "step", "kind", "value"}]``."""
         data = self._api._get(f"/api/v1/runs/{self.project}/{self.id}/media")
         return list(data.get("media", []))
+
+    def files(self, names: Sequence[str] | None = None, per_page: int | None = None) -> list[RunFile]:
+        """The files stored with the run (``save``; ``code/...`` from ``log_code``), by name: each has
+        ``name``, ``size``, ``digest`` (sha256), ``kind`` and ``download(root=".")``."""
+        from .files import run_files
+
+        found = run_files(self._api._remote, self.project, self.id)
+        return [f for f in found if names is None or f.name in names]
+
+    def file(self, name: str) -> RunFile:
+        """One stored file by name; :class:`Error` if the run has none of that name."""
+        for found in self.files():
+            if found.name == name:
+                return found
+        raise Error(f"run {self.project}/{self.id} has no file {name!r}")
+
+    def _artifacts(self, relation: str) -> list[Artifact]:
+        from .artifacts import Artifact
+
+        remote = self._api._remote
+        data = remote.request("GET", f"/api/v1/runs/{self.project}/{self.id}/artifacts")
+        return [Artifact._from_service(item, remote) for item in data.get(relation, [])]
+
+    def logged_artifacts(self) -> list[Artifact]:
+        """The artifact versions this run logged (its outputs), oldest first."""
+        return self._artifacts("logged")
+
+    def used_artifacts(self) -> list[Artifact]:
+        """The artifact versions this run used (its inputs), oldest first."""
+        return self._artifacts("used")

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Config", "as_mapping"]
+__all__ = ["Config", "as_mapping", "config_files"]
 
 
 def as_mapping(obj: Any) -> dict[str, Any]:
@@ -140,3 +140,67 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # arrays compare elementwise; treat anything ambiguous as a change
         return a is b
+
+
+DEFAULTS_FILE = "config-defaults.yaml"
+
+
+def config_files(env_paths: str | None, cwd: str = ".") -> dict[str, Any]:
+    """The config W&B scripts keep in files: ``config-defaults.yaml`` in the working directory, then every
+    file of ``RUNWATCH_CONFIG_PATHS``/``WANDB_CONFIG_PATHS`` (comma-separated; YAML or JSON), later ones
+    winning. W&B's file shape ``{key: {"value": v, "desc": ...}}`` is unwrapped to ``{key: v}``; its
+    ``wandb_version`` and ``_wandb`` keys are skipped. A file that cannot be read or parsed is skipped with
+    one warning naming it; the run goes on."""
+    import os
+
+    paths = []
+    default = os.path.join(cwd, DEFAULTS_FILE)
+    if os.path.isfile(default):
+        paths.append(default)
+    paths += [p.strip() for p in (env_paths or "").split(",") if p.strip()]
+    merged: dict[str, Any] = {}
+    for path in paths:
+        loaded = _read_config_file(path)
+        if loaded is None:
+            continue
+        for key, value in loaded.items():
+            if key in ("wandb_version", "_wandb"):
+                continue
+            if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+                value = value["value"]
+            merged[str(key)] = value
+    return merged
+
+
+def _read_config_file(path: str) -> dict[str, Any] | None:
+    from ._log import log_once
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        log_once(f"config-file-{path}", "runwatch: cannot read config file %s (%s); it is skipped", path, exc)
+        return None
+    try:
+        if path.endswith(".json"):
+            import json
+
+            data = json.loads(text)
+        else:
+            try:
+                import yaml
+            except ImportError:
+                log_once(f"config-file-{path}", "runwatch: config file %s is YAML, and reading it needs PyYAML "
+                         "(pip install pyyaml); it is skipped", path)
+                return None
+            data = yaml.safe_load(text)
+    except Exception as exc:  # a broken file must not stop the run
+        log_once(f"config-file-{path}", "runwatch: cannot parse config file %s (%s); it is skipped", path, exc)
+        return None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        log_once(f"config-file-{path}", "runwatch: config file %s must hold a mapping, not a %s; it is skipped",
+                 path, type(data).__name__)
+        return None
+    return data

@@ -1,19 +1,22 @@
 """Rich values for ``log``: ``Table`` and ``Image`` (PNG encoded with zlib + struct, no Pillow).
 
 Both turn into the protocol's media objects (``{"_type": "table"|"image", ...}``) on the sender
-thread, never on the caller's.
+thread, never on the caller's. ``Image`` also takes a matplotlib figure (or ``matplotlib.pyplot``, or
+an Axes) and a PIL image, found by duck typing so neither library is imported here.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import os
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
-__all__ = ["Image", "Table", "encode_png"]
+__all__ = ["Image", "Table", "encode_png", "render_png"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types by channel count: grey, grey+alpha, RGB, RGBA.
@@ -81,11 +84,44 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
+_PIL_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+
+
+def render_png(value: Any) -> bytes | None:
+    """PNG bytes of a matplotlib figure / Axes / ``pyplot`` module or a PIL image; None for anything else.
+
+    W&B scripts pass ``wandb.Image(fig)`` or log ``fig`` (or ``plt``) directly. Duck typed: the object's
+    own ``savefig``/``save`` does the work, so matplotlib and Pillow are never imported by the SDK.
+    """
+    if isinstance(value, (str, bytes, bytearray, os.PathLike)):
+        return None
+    if isinstance(value, ModuleType):  # ``matplotlib.pyplot`` itself: its current figure
+        gcf = getattr(value, "gcf", None)
+        if not callable(gcf):
+            return None
+        value = gcf()
+    elif not hasattr(value, "savefig") and hasattr(value, "get_figure") and hasattr(value, "plot"):
+        value = value.get_figure()  # an Axes
+    if hasattr(value, "savefig") and hasattr(value, "canvas"):
+        buffer = io.BytesIO()
+        value.savefig(buffer, format="png")
+        return buffer.getvalue()
+    if type(value).__module__.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "mode"):
+        if value.mode not in _PIL_PNG_MODES:
+            value = value.convert("RGBA" if "A" in value.mode else "RGB")
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return buffer.getvalue()
+    return None
+
+
 class Image:
-    """An image for ``log``: an HxW / HxWxC array (C = 1, 3, 4) or a path to a PNG file.
+    """An image for ``log``: an HxW / HxWxC array (C = 1, 3, 4), a path to a PNG file, PNG bytes, a
+    matplotlib figure (or Axes, or ``matplotlib.pyplot`` for its current figure) or a PIL image.
 
     Float arrays are taken to be in [0, 1] and scaled to 0..255; integer arrays are used as 0..255.
-    The PNG is encoded at construction, so later changes to the array do not affect the logged image.
+    The PNG is encoded at construction, so later changes to the array or figure do not affect the
+    logged image.
     """
 
     def __init__(self, data_or_path: Any, caption: str | None = None) -> None:
@@ -98,6 +134,11 @@ class Image:
             self.png = bytes(data_or_path)
             self.width, self.height = _png_size(self.png)
         else:
+            rendered = render_png(data_or_path)
+            if rendered is not None:
+                self.png = rendered
+                self.width, self.height = _png_size(self.png)
+                return
             pixels, self.width, self.height, channels = _array_to_pixels(data_or_path)
             self.png = encode_png(pixels, self.width, self.height, channels)
 

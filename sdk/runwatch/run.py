@@ -21,11 +21,13 @@ from types import TracebackType
 from typing import Any
 
 from . import lifecycle
-from ._log import log_once, logger
+from ._log import is_silent, log_once, logger
 from .alert import AlertLevel, parse_level, parse_wait_duration
 from .config import Config
 from .errors import UsageError
-from .sender import CONFIG, EXIT, HISTORY, Sender
+from .names import generate_name
+from .resume import fetch_resumed_run
+from .sender import CONFIG, EXIT, HISTORY, PREEMPTING, Sender
 from .settings import Settings
 from .summary import AGGREGATES, Summary, SummaryState
 from .transport import HttpTransport, Transport
@@ -49,7 +51,7 @@ class Run:
         *,
         settings: Settings,
         id: str,
-        name: str,
+        name: str | None,
         project: str,
         config: Any = None,
         tags: list[str] | None = None,
@@ -65,7 +67,8 @@ class Run:
     ) -> None:
         self.settings = settings
         self.id = id
-        self.name = name
+        self.name = name or generate_name()  # a resumed run keeps its stored name unless given another
+        self._name_given = bool(name)
         self.project = project
         self.mode = settings.mode
         self.tags = list(tags or [])
@@ -88,14 +91,23 @@ class Run:
         self.config = Config(config, on_change=None)
         self._sender: Sender | None = None
         self._queue: Any = None
+        self.resumed = False
         if self._state == _DISABLED:
             return
 
         resume_value = _resume_value(resume)
+        transport: Transport | None = None
+        if transport_factory is None and self.mode == "online":
+            # Built here, on the caller's thread during init (never in log): importing httpx and
+            # creating its SSL context on the sender thread could be cut in half by a fork (DataLoader
+            # workers right after init), leaving import locks held forever in the child.
+            transport = HttpTransport(settings.base_url, settings.api_key, settings.request_timeout)
+        if resume_value is not None and self.mode == "online":
+            self._resume_from_service(transport or transport_factory(), resume_value, config)  # type: ignore[misc]
         init_body = {
             "project": project,
             "id": id,
-            "name": name,
+            "name": self.name,
             "config": self.config.as_dict(),
             "tags": self.tags,
             "notes": notes,
@@ -110,15 +122,17 @@ class Run:
             # Once, here on the caller's thread (a fork can never cut it in half); cheap, never raises.
             from .sysinfo import collect
 
-            init_body["system"] = collect(git=not settings.disable_git)
-        if transport_factory is None and self.mode == "online":
-            # Built here, on the caller's thread during init (never in log): importing httpx and
-            # creating its SSL context on the sender thread could be cut in half by a fork (DataLoader
-            # workers right after init), leaving import locks held forever in the child.
-            transport = HttpTransport(settings.base_url, settings.api_key, settings.request_timeout)
+            system = collect(git=not settings.disable_git)
+            # Where the run keeps its local files and the settings the script chose (W&B's run overview
+            # shows both); never the key.
+            chosen = {k: v for k, v in settings.given().items() if k != "api_key"}
+            system["runwatch"] = {"dir": str(self.dir.resolve()), "mode": self.mode, "settings": chosen}
+            init_body["system"] = system
+        if transport is not None:
+            shared = transport
 
             def transport_factory() -> Transport:
-                return transport
+                return shared
 
         elif transport_factory is None:
 
@@ -168,6 +182,37 @@ class Run:
     @property
     def finished(self) -> bool:
         return self._state == _FINISHED
+
+    # W&B's run attributes that scripts print or pass on.
+    entity: str | None = None
+    sweep_id: str | None = None
+
+    @property
+    def path(self) -> str:
+        """``project/id``: what ``runwatch.Api().run()`` takes (W&B's ``entity/project/id``)."""
+        return f"{self.project}/{self.id}"
+
+    @property
+    def start_time(self) -> float:
+        return self._start_time
+
+    @property
+    def offline(self) -> bool:
+        return self.mode == "offline"
+
+    @property
+    def disabled(self) -> bool:
+        return self.mode == "disabled"
+
+    def get_url(self) -> str | None:
+        """The run's page on the dashboard (None offline)."""
+        return self.url
+
+    def get_project_url(self) -> str | None:
+        return f"{self.settings.base_url}/projects/{self.project}" if self.mode == "online" else None
+
+    def project_name(self) -> str:
+        return self.project
 
     def __repr__(self) -> str:
         return f"<runwatch.Run {self.project}/{self.id} name={self.name!r} mode={self.mode}>"
@@ -345,6 +390,95 @@ class Run:
             self._queue.append((CONFIG, mapping))
             self._sender.wake()  # type: ignore[union-attr]
 
+    # -- W&B's model, file and artifact calls (runwatch.watch, runwatch.files) -----------------------
+    def watch(self, models: Any, criterion: Any = None, log: str | None = "gradients", log_freq: int = 1000,
+              idx: int | None = None, log_graph: bool = False, **kwargs: Any) -> None:
+        """Log gradient and parameter norms of PyTorch ``models`` every ``log_freq`` backward passes
+        (``runwatch.watch``)."""
+        if self._state != _ACTIVE:
+            return
+        from .watch import watch
+
+        watch(self, models, criterion=criterion, log=log, log_freq=log_freq, idx=idx, log_graph=log_graph,
+              **kwargs)
+
+    def unwatch(self, models: Any = None) -> None:
+        """Remove the hooks ``watch`` put on ``models`` (all of this run's when None)."""
+        from .watch import unwatch
+
+        unwatch(self, models)
+
+    def save(self, glob_str: Any = None, base_path: Any = None, policy: str = "live") -> Any:
+        """Upload files matching ``glob_str`` to the run (``runwatch.files``); returns the matched paths."""
+        from . import files
+
+        return files.save(self, glob_str, base_path=base_path, policy=policy)
+
+    def log_code(self, root: Any = ".", name: str | None = None, include_fn: Any = None,
+                 exclude_fn: Any = None) -> Any:
+        """Store the source files under ``root`` (``*.py`` by default) with the run."""
+        from . import files
+
+        return files.log_code(self, root=root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
+
+    def log_artifact(self, artifact_or_path: Any, name: str | None = None, type: str | None = None,
+                     aliases: list[str] | None = None, **kwargs: Any) -> Any:
+        """Store an ``Artifact`` (or a file/directory path) as a new version, if its contents changed."""
+        from . import files
+
+        return files.log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases, **kwargs)
+
+    def use_artifact(self, artifact_or_name: Any, type: str | None = None, aliases: list[str] | None = None,
+                     **kwargs: Any) -> Any:
+        """Fetch an artifact (``"name:latest"``, ``"name:v3"``, ``"project/name:alias"``) as this run's input."""
+        from . import files
+
+        return files.use_artifact(self, artifact_or_name, type=type, aliases=aliases, **kwargs)
+
+    def log_model(self, path: Any, name: str | None = None, aliases: list[str] | None = None) -> Any:
+        """Store a model file or directory as a ``model`` artifact."""
+        from . import files
+
+        return files.log_model(self, path, name=name, aliases=aliases)
+
+    def use_model(self, name: str) -> Any:
+        """Download a model artifact; returns its local path."""
+        from . import files
+
+        return files.use_model(self, name)
+
+    def link_model(self, path: Any, registered_model_name: str, name: str | None = None,
+                   aliases: list[str] | None = None) -> Any:
+        """W&B's model registry: not supported (warns once)."""
+        from . import files
+
+        return files.link_model(self, path, registered_model_name, name=name, aliases=aliases)
+
+    def mark_preempting(self) -> None:
+        """Tell the service that the job scheduler may stop this run soon (W&B's ``mark_preempting``).
+
+        Stored as a run event; if the process then goes silent, the service records the crash as a
+        preemption, to be resumed with the same id. Non-blocking, like ``log``."""
+        if self._state != _ACTIVE or self._queue is None:
+            return
+        self._queue.append((PREEMPTING, self._clock()))
+        self._sender.wake()  # type: ignore[union-attr]
+
+    def _resume_from_service(self, transport: Transport, resume: str, given_config: Any) -> None:
+        """Go on where the stored run ended: its next step, its config (updated by ``given_config``) and
+        summary; runs once in ``init``, before the sender starts (``runwatch.resume``)."""
+        found = fetch_resumed_run(transport, self.project, self.id, resume, timeout=self.settings.init_timeout)
+        if found is None:
+            return
+        self.resumed = True
+        self._step = found.next_step
+        if found.name and not self._name_given:
+            self.name = found.name
+        config = Config(found.config)
+        config.update(given_config, allow_val_change=True)
+        self.config = config
+        self._summary_state.values.update(found.summary)
+
     def _on_init_answer(self, data: dict[str, Any]) -> None:
         url = data.get("url")
         if isinstance(url, str) and url:
@@ -388,6 +522,12 @@ class Run:
             if was == _ACTIVE and self._sender is not None:
                 self._flush_and_stop(state, exit_code, reason, tail, timeout, quiet)
         finally:
+            watch = sys.modules.get(f"{__package__}.watch")
+            if watch is not None:  # the model outlives the run: take our hooks off it
+                try:
+                    watch.unwatch(self)
+                except Exception:
+                    pass
             if self._hooks:
                 lifecycle.uninstall(self)
             from . import _session
@@ -406,6 +546,11 @@ class Run:
         sender = self._sender
         assert sender is not None
         self._commit_pending()
+        files = sys.modules.get(f"{__package__}.files")
+        if files is not None:  # saved files and artifacts go up first, within the same finish budget
+            started = time.monotonic()
+            files.finish(self, timeout)
+            timeout -= time.monotonic() - started
         self._queue.append((EXIT, state, exit_code, reason, tail, self._clock()))
         barrier = sender.barrier()
         if not barrier.event.wait(max(0.0, timeout)):
@@ -472,7 +617,7 @@ def _as_dict(data: Any) -> dict[str, Any]:
 def _resume_value(resume: str | bool | None) -> str | None:
     if resume is None or resume is False:
         return None
-    if resume is True:
+    if resume is True or resume == "auto":
         return "allow"
     if resume in ("allow", "never", "must"):
         return str(resume)
@@ -480,6 +625,8 @@ def _resume_value(resume: str | bool | None) -> str | None:
 
 
 def _say(message: str) -> None:
+    if is_silent():
+        return
     try:
         print(message, file=sys.stderr)
     except Exception:

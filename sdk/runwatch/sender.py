@@ -33,13 +33,14 @@ from .summary import SummaryState
 from .transport import Result, Transport
 from .values import dumps, json_safe, normalize_row
 
-__all__ = ["HISTORY", "CONFIG", "EXIT", "BARRIER", "Sender"]
+__all__ = ["HISTORY", "CONFIG", "EXIT", "BARRIER", "PREEMPTING", "Sender"]
 
 # Queue item tags (first element of each tuple the caller appends).
 HISTORY = 0  # (HISTORY, step, timestamp, row)
 CONFIG = 1  # (CONFIG, mapping)
 EXIT = 2  # (EXIT, state, exit_code, reason, console_tail, timestamp)
 BARRIER = 3  # (BARRIER, Barrier)
+PREEMPTING = 4  # (PREEMPTING, timestamp): run.mark_preempting()
 
 
 class Barrier:
@@ -281,6 +282,8 @@ class Sender:
                     "timestamp": ts,
                 }
                 self.exit_seen = True
+            elif tag == PREEMPTING:
+                rec = {"seq": 0, "type": "preempting", "timestamp": item[1]}
             elif tag == BARRIER:
                 barrier: Barrier = item[1]
                 barrier.seq = self._seq

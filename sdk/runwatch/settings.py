@@ -3,12 +3,13 @@
 Precedence, highest first: explicit ``init()``/``login()`` arguments, environment variables
 (``RUNWATCH_API_KEY``, ``RUNWATCH_BASE_URL``, ``RUNWATCH_PROJECT``, ``RUNWATCH_MODE``, ``RUNWATCH_DIR``,
 ``RUNWATCH_FINISH_TIMEOUT``, ``RUNWATCH_SYSTEM_METRICS``, ``RUNWATCH_DISABLE_GIT``,
-``RUNWATCH_DISABLE_SYSTEM_INFO``), then ``~/.config/runwatch/credentials.json``
+``RUNWATCH_DISABLE_SYSTEM_INFO``, ``RUNWATCH_SILENT``), then ``~/.config/runwatch/credentials.json``
 (API keys keyed by base URL, written by ``runwatch login`` with mode 0600), then defaults.
 
 W&B's variables are fallbacks for scripts and launchers written for it (:func:`env_value`): where a
 ``RUNWATCH_X`` is unset, ``WANDB_X`` is read for ``PROJECT``, ``MODE``, ``DIR``, ``NAME``, ``NOTES``,
-``TAGS``, ``RUN_ID``, ``RESUME``, ``RUN_GROUP`` and ``JOB_TYPE``. ``WANDB_API_KEY`` and
+``TAGS``, ``RUN_ID``, ``RESUME``, ``RUN_GROUP``, ``JOB_TYPE``, ``SILENT`` and ``CONFIG_PATHS``
+(``runwatch.config.config_files``). ``WANDB_API_KEY`` and
 ``WANDB_BASE_URL`` are never read: they are W&B's secret and W&B's servers.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_BASE_URL",
     "Settings",
+    "as_settings",
     "credentials_path",
     "env_value",
     "load_api_key",
@@ -34,7 +36,7 @@ __all__ = [
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 MODES = ("online", "offline", "disabled")
 _WANDB_FALLBACKS = frozenset({"PROJECT", "MODE", "DIR", "NAME", "NOTES", "TAGS", "RUN_ID", "RESUME", "RUN_GROUP",
-                              "JOB_TYPE"})
+                              "JOB_TYPE", "SILENT", "CONFIG_PATHS"})
 _WANDB_MODES = {"dryrun": "offline", "run": "online"}  # W&B's older spellings
 
 
@@ -47,9 +49,57 @@ def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
     return value or None
 
 
-@dataclasses.dataclass
+def _off_unless(value: Any) -> bool | None:
+    """W&B's ``_disable_stats=True`` -> system metrics off; False -> our default (on with the extra)."""
+    return False if value else None
+
+
+def _console_on(value: Any) -> bool:
+    return str(value).strip().lower() not in ("off", "false", "0")
+
+
+# W&B's ``wandb.Settings`` keys that mean something here: key -> (our field, conversion).
+_WANDB_SETTINGS: dict[str, tuple[str, Any]] = {
+    "_disable_stats": ("system_metrics", _off_unless),
+    "x_disable_stats": ("system_metrics", _off_unless),
+    "_stats_sample_rate_seconds": ("system_metrics_interval", float),
+    "x_stats_sampling_interval": ("system_metrics_interval", float),
+    "_disable_meta": ("disable_system_info", bool),
+    "x_disable_meta": ("disable_system_info", bool),
+    "_disable_machine_info": ("disable_system_info", bool),
+    "x_disable_machine_info": ("disable_system_info", bool),
+    "console": ("console", _console_on),
+    "quiet": ("silent", bool),
+    "dir": ("root_dir", str),
+}
+# W&B's keys for what ``init`` takes as arguments: used when the call leaves the argument out.
+_WANDB_INIT_ARGS = {"run_name": "name", "run_notes": "notes", "run_tags": "tags", "run_group": "group",
+                    "run_job_type": "job_type", "run_id": "id", "resume": "resume"}
+# W&B's keys that have no meaning here: accepted silently, so scripts that pass them run unchanged.
+_WANDB_IGNORED = frozenset({
+    "entity", "anonymous", "start_method", "save_code", "code_dir", "disable_code", "disable_job_creation",
+    "show_info", "show_warnings", "show_errors", "show_colors", "show_emoji", "_service_wait", "x_service_wait",
+    "program", "program_relpath", "program_abspath", "notebook_name", "_executable", "x_executable", "reinit",
+    "allow_val_change", "sweep_id", "label_disable", "heartbeat_seconds", "_offline", "x_label", "x_primary",
+    "x_shared", "sync_tensorboard", "log_internal", "files_dir", "sync_dir", "_disable_setproctitle",
+    "x_disable_setproctitle", "_save_requirements", "x_save_requirements", "_require_legacy_service",
+    "x_require_legacy_service", "_require_core", "ignore_globs", "fork_from", "resume_from", "tensorboard",
+    "email", "username", "host", "git_remote", "git_commit", "git_root", "git_remote_url", "x_files_dir",
+    "_file_stream_timeout_seconds", "x_file_stream_timeout_seconds", "_internal_check_process",
+    "x_internal_check_process", "disable_hints", "summary_timeout", "strict", "x_save_code",
+})
+
+
+@dataclasses.dataclass(init=False, eq=False)
 class Settings:
-    """Resolved settings of one run. Pass overrides as ``init(settings={...})``.
+    """Settings of one run: ``init(settings=runwatch.Settings(...))`` or ``init(settings={...})``.
+
+    Accepts its own fields and W&B's common ``wandb.Settings`` keys, so ``wandb.Settings(silent=True,
+    _disable_stats=True, console="off", start_method="thread")`` works unchanged: keys that mean something
+    here are mapped (``_disable_stats``/``x_disable_stats`` -> ``system_metrics=False``, ``console="off"``
+    -> no console capture, ``quiet`` -> ``silent``, ``run_name``/``run_group``/... -> the init arguments
+    the call left out), W&B-only keys are accepted and ignored, unknown keys draw one warning. Only what
+    is passed overrides the environment (``RUNWATCH_*``/``WANDB_*``) and the defaults.
 
     ``system_metrics``: None (the default) samples them when the ``runwatch[system]`` extra (psutil;
     GPUs via pynvml) is installed and stays silent when it is not; ``False`` or the env var
@@ -59,6 +109,9 @@ class Settings:
     At init the run records its system info once (OS, Python, program and arguments, git, CPUs,
     memory, GPUs: ``runwatch.sysinfo``); ``disable_git=True`` (``RUNWATCH_DISABLE_GIT=1``) leaves out
     the git part, ``disable_system_info=True`` (``RUNWATCH_DISABLE_SYSTEM_INFO=1``) all of it.
+
+    ``silent`` (``RUNWATCH_SILENT``/``WANDB_SILENT``): the SDK prints nothing and logs errors only.
+    ``init_timeout``: how long ``init`` of a resumed run waits to learn where the run ended.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -74,6 +127,7 @@ class Settings:
     summary_interval: float = 5.0
     retry_max_backoff: float = 3.0
     request_timeout: float = 10.0
+    init_timeout: float = 15.0
     linger: float = 0.002
     system_metrics: bool | None = None
     system_metrics_interval: float = 15.0
@@ -81,6 +135,52 @@ class Settings:
     signals: bool = True
     disable_git: bool = False
     disable_system_info: bool = False
+    silent: bool = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, f.default)
+        self._given: dict[str, Any] = {}
+        self.init_args: dict[str, Any] = {}
+        """W&B's ``run_name``, ``run_group``, ... passed here: init arguments the call may leave out."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = []
+        for key, value in kwargs.items():
+            if key in _WANDB_SETTINGS:  # first: W&B's `console` takes strings where ours is a bool
+                field, convert = _WANDB_SETTINGS[key]
+            elif key in known:
+                field, convert = key, None
+            elif key in _WANDB_INIT_ARGS:
+                self.init_args[_WANDB_INIT_ARGS[key]] = value
+                continue
+            elif key in _WANDB_IGNORED:
+                continue
+            else:
+                unknown.append(key)
+                continue
+            if value is None and convert is not None:
+                continue
+            value = convert(value) if convert is not None else value
+            setattr(self, field, value)
+            self._given[field] = value
+        if unknown:
+            from ._log import log_once
+
+            log_once("settings-unknown-" + ",".join(sorted(unknown)),
+                     "runwatch.Settings ignores keys it does not know: %s (its own are %s)", sorted(unknown),
+                     sorted(known))
+
+    def given(self) -> dict[str, Any]:
+        """The fields passed to the constructor (after W&B's keys were mapped): what overrides the rest."""
+        return dict(self._given)
+
+    def copy(self) -> Settings:
+        other = Settings()
+        for f in dataclasses.fields(self):
+            setattr(other, f.name, getattr(self, f.name))
+        other._given = dict(self._given)
+        other.init_args = dict(self.init_args)
+        return other
 
     def __repr__(self) -> str:
         # The key must never end up in a log line or traceback.
@@ -138,6 +238,17 @@ def store_api_key(base_url: str, api_key: str) -> Path:
     return path
 
 
+def as_settings(value: Settings | Mapping[str, Any] | None) -> Settings:
+    """``init(settings=...)``: a ``Settings``, a dict of its (or W&B's) keys, or None."""
+    if value is None:
+        return Settings()
+    if isinstance(value, Settings):
+        return value
+    if isinstance(value, Mapping):
+        return Settings(**{str(k): v for k, v in value.items()})
+    raise TypeError(f"settings must be a runwatch.Settings or a dict, got {type(value).__name__}")
+
+
 def resolve_settings(
     overrides: Settings | Mapping[str, Any] | None = None,
     *,
@@ -170,14 +281,13 @@ def resolve_settings(
         s.disable_git = _env_flag(env["RUNWATCH_DISABLE_GIT"])
     if env.get("RUNWATCH_DISABLE_SYSTEM_INFO"):
         s.disable_system_info = _env_flag(env["RUNWATCH_DISABLE_SYSTEM_INFO"])
-    if isinstance(overrides, Settings):
-        s = dataclasses.replace(overrides)
-    elif overrides:
-        known = {f.name for f in dataclasses.fields(Settings)}
-        for key, value in overrides.items():
-            if key not in known:
-                raise TypeError(f"unknown runwatch setting {key!r}; expected one of {sorted(known)}")
-            setattr(s, key, value)
+    if env_value("SILENT", env):
+        s.silent = _env_flag(str(env_value("SILENT", env)))
+    given = as_settings(overrides)
+    for key, value in given.given().items():
+        setattr(s, key, value)
+    s._given = given.given()
+    s.init_args = dict(given.init_args)
     if project is not None:
         s.project = project
     if mode is not None:

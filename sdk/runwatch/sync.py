@@ -4,6 +4,8 @@ PATH is a run directory (containing ``spool.jsonl``) or a directory of them. For
 line is re-sent (idempotent), then records in order (the service ignores seqs it already has, so an
 interrupted sync can simply be run again) and alerts marked ``delayed: true`` with their original
 timestamp. A fully uploaded spool is moved to ``synced.jsonl`` beside it (data is never deleted).
+
+Then the files and artifacts the run could not upload (``files-pending.json``, see :func:`sync_files`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .spool import REJECTED_NAME, SPOOL_NAME, iter_spool
 from .transport import HttpTransport, Result, Transport
 from .values import dumps
 
-__all__ = ["SyncResult", "find_run_dirs", "sync_path"]
+__all__ = ["SyncResult", "find_run_dirs", "sync_files", "sync_path"]
 
 SYNC_STATE = "sync.json"
 SYNCED_NAME = "synced.jsonl"
@@ -38,16 +40,24 @@ class SyncResult:
     rejected: int = 0
     ok: bool = False
     error: str = ""
+    files: int = 0
+    """Files, artifacts and artifact uses uploaded from ``files-pending.json``."""
+
+
+def _has_work(run_dir: Path) -> bool:
+    from ._uploader import PENDING_NAME
+
+    return (run_dir / SPOOL_NAME).is_file() or (run_dir / PENDING_NAME).is_file()
 
 
 def find_run_dirs(path: str | os.PathLike[str]) -> list[Path]:
-    """``path`` itself if it holds a spool, else its subdirectories that do (sorted)."""
+    """``path`` itself if it holds a spool or pending files, else its subdirectories that do (sorted)."""
     p = Path(path)
-    if (p / SPOOL_NAME).is_file():
+    if _has_work(p):
         return [p]
     if not p.is_dir():
         raise Error(f"{p} is neither a run directory nor a directory of runs")
-    return sorted(d for d in p.iterdir() if (d / SPOOL_NAME).is_file())
+    return sorted(d for d in p.iterdir() if d.is_dir() and _has_work(d))
 
 
 def sync_path(
@@ -62,10 +72,46 @@ def sync_path(
     """Upload every spooled run under ``path``; returns one result per run directory."""
     results = []
     for run_dir in find_run_dirs(path):
-        results.append(
-            _sync_run(run_dir, base_url, api_key, transport_factory, attempts, sleep)
-        )
+        if (run_dir / SPOOL_NAME).is_file():
+            result = _sync_run(run_dir, base_url, api_key, transport_factory, attempts, sleep)
+        else:
+            result = SyncResult(run_dir, ok=True)
+        if not result.error.startswith(("init refused", "service unreachable")):
+            files = sync_files(run_dir, base_url=base_url, api_key=api_key, attempts=attempts, sleep=sleep)
+            result.project, result.run_id = result.project or files.project, result.run_id or files.run_id
+            result.files = files.files
+            if not files.ok:
+                result.ok = False
+                result.error = "; ".join(filter(None, [result.error, files.error]))
+        results.append(result)
     return results
+
+
+def sync_files(
+    run_dir: str | os.PathLike[str],
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    attempts: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncResult:
+    """Upload the files, artifacts and artifact uses listed in ``<run_dir>/files-pending.json`` (what
+    an online run had not uploaded when it finished, or everything of an offline run, whose contents
+    wait in ``<run_dir>/blobs``). Done items leave the list, so an interrupted sync can run again; the
+    run must be known to the service (its spool is synced first)."""
+    from ._uploader import read_pending, upload_pending
+
+    folder = Path(run_dir)
+    pending = read_pending(folder) or {}
+    result = SyncResult(folder, project=str(pending.get("project") or ""), run_id=str(pending.get("run_id") or ""))
+    if not pending:
+        result.ok = True
+        return result
+    done = upload_pending(folder, base_url=base_url, api_key=api_key, attempts=attempts, sleep=sleep)
+    result.files = done.uploaded
+    result.ok = not done.errors
+    result.error = "; ".join(done.errors)
+    return result
 
 
 def _post(transport: Transport, path: str, body: bytes, attempts: int, sleep: Callable[[float], None]) -> Result:

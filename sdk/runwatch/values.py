@@ -4,7 +4,9 @@
   ``"Infinity"``, ``"-Infinity"`` (JSON has no NaN; a bare string in ``data`` always means one of these).
 - numpy scalars, size-1 arrays and torch tensors with one element -> their Python number, found by duck
   typing (``.item()``, ``.size``/``.numel()``, ``.detach()``) so numpy and torch are never imported.
-- ``Table``/``Image`` -> their media objects; ``str`` -> text media; lists, None, other -> json media.
+- ``Table``/``Image`` -> their media objects; ``Histogram`` -> histogram media; ``plot.*`` charts ->
+  table media with a ``chart`` spec; a matplotlib figure (or ``pyplot``) or PIL image logged directly ->
+  image media; ``str`` -> text media; lists, None, other -> json media.
 - Nested dicts flatten with dots: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.
 """
 
@@ -15,7 +17,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .media import Image, Table
+from .histogram import Histogram
+from .media import Image, Table, render_png
+from .plot import CustomChart
 
 __all__ = [
     "check_keys",
@@ -25,6 +29,7 @@ __all__ = [
     "json_safe",
     "normalize",
     "decode_float",
+    "snapshot_figures",
 ]
 
 _INF = math.inf
@@ -107,6 +112,10 @@ def normalize(v: Any) -> Any:
         return v.to_json()
     if isinstance(v, Table):
         return v.to_json(_cell)
+    if isinstance(v, Histogram):
+        return v.to_json()
+    if isinstance(v, CustomChart):
+        return v.to_json(_cell)
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, int):
@@ -118,14 +127,39 @@ def normalize(v: Any) -> Any:
         if isinstance(scalar, (bool, int, float)):
             return normalize(scalar)
         return {"_type": "json", "value": json_safe(scalar)}
+    png = render_png(v)
+    if png is not None:
+        return Image(png).to_json()
     return {"_type": "json", "value": json_safe(v)}
+
+
+_PLAIN = frozenset({float, int, bool, str, type(None), Image, Table, Histogram, CustomChart})
+
+
+def snapshot_figures(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with matplotlib figures, ``pyplot`` and PIL images replaced by ``Image`` (rendered now).
+
+    Optional, for the caller's thread at ``log`` time: a figure logged directly is otherwise rendered
+    when the sender encodes the row, by which time a training script may have cleared or redrawn it.
+    Returns ``data`` itself (no copy) when it holds none, at the cost of one type check per value.
+    """
+    out = data
+    for k, v in data.items():
+        if type(v) in _PLAIN:
+            continue
+        png = render_png(v)
+        if png is not None:
+            if out is data:
+                out = dict(data)
+            out[k] = Image(png)
+    return out
 
 
 def _cell(v: Any) -> Any:
     """A table cell: plain JSON where possible (strings stay strings inside tables), media otherwise."""
     if isinstance(v, str):
         return v
-    if isinstance(v, (Image, Table)):
+    if isinstance(v, (Image, Table, Histogram)):
         return normalize(v)
     return json_safe(v)
 
@@ -138,7 +172,7 @@ def json_safe(v: Any, _depth: int = 0) -> Any:
         return encode_float(v)
     if _depth > 20:
         return str(v)
-    if isinstance(v, (Image, Table)):
+    if isinstance(v, (Image, Table, Histogram, CustomChart)):
         return normalize(v)
     if isinstance(v, Mapping):
         return {str(k): json_safe(x, _depth + 1) for k, x in v.items()}

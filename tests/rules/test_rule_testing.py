@@ -375,3 +375,27 @@ def test_an_invalid_file_does_not_stop_the_others(tmp_path: Path) -> None:
     assert code == 1
     assert f"{broken}: invalid test file" in output and "invalid YAML" in output
     assert output.splitlines()[-2:] == ["1 invalid test file", "2 passed, 0 failed"]
+
+
+def test_where_group_and_job_type_choose_the_runs(tmp_path: Path) -> None:
+    rules = """
+    rules:
+      - name: ddp-train-loss
+        where: {group: "ddp-*", job_type: train}
+        metric: loss
+        when: not finite
+    """
+    path = write(tmp_path, """
+    rule_files: [rules.yaml]
+    tests:
+      - name: only the group's training workers
+        runs:
+          - {id: w0, group: ddp-7, job_type: train, series: {loss: "1 nan"}}
+          - {id: e0, group: ddp-7, job_type: eval, series: {loss: "1 nan"}}
+          - {id: solo, job_type: train, series: {loss: "1 nan"}}
+          - {id: other, group: sweep-1, job_type: train, series: {loss: "1 nan"}}
+        expect:
+          - {at: 1, alerts: [{rule: ddp-train-loss, run: w0}]}
+    """, rules=rules)
+    code, output = run(path)
+    assert code == 0, output

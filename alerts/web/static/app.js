@@ -200,7 +200,128 @@
     }
   }
 
+  /* ---- Media: histograms and runwatch.plot charts -------------------------------------------------
+   * Drawn from the JSON the server embedded (views/run_media.py shapes it): `data-histogram` holds a
+   * key's steps, each {step, edges, counts, nonfinite}, drawn as bars with a step slider; `data-plot`
+   * one chart: {type: "xy"} lines or points on one sorted x column, {type: "bins"} a histogram,
+   * {type: "bars"} one bar per label. Confusion matrices are plain HTML tables. */
+  var media = (window.runwatchMedia = {});
+
+  function axis(label, extra) {
+    var found = {stroke: css("--muted"), grid: {stroke: css("--line")}, label: label || null, labelSize: label ? 20 : 0};
+    Object.keys(extra || {}).forEach(function (k) { found[k] = extra[k]; });
+    return found;
+  }
+
+  function fromZero(u, lo, hi) {
+    var top = Math.max(0, hi === null ? 0 : hi);
+    return [Math.min(0, lo === null ? 0 : lo), top > 0 ? top * 1.05 : 1];
+  }
+
+  /* A histogram as a stepped line over the bin edges: bin i spans edges[i]..edges[i+1] at counts[i]. */
+  function binColumns(spec) {
+    var counts = spec.counts.slice();
+    counts.push(counts.length ? counts[counts.length - 1] : 0);
+    return [spec.edges.slice(), counts];
+  }
+
+  function mediaOptions(spec, width) {
+    var color = PALETTE[0];
+    var opts = {width: width, height: 220, legend: {show: false}, cursor: {drag: {x: true, y: false, setScale: true}}};
+    if (spec.type === "bins") {
+      opts.series = [{label: spec.x_label || "value"},
+                     {label: spec.y_label || "count", stroke: color, fill: color + "59", width: 1,
+                      paths: uPlot.paths.stepped({align: 1}), points: {show: false}}];
+      opts.scales = {x: {time: false}, y: {range: fromZero}};
+      opts.axes = [axis(spec.x_label), axis(spec.y_label, {size: 60})];
+      return {opts: opts, data: binColumns(spec)};
+    }
+    if (spec.type === "bars") {
+      var n = spec.labels.length, index = [];
+      for (var i = 0; i < n; i++) index.push(i);
+      opts.series = [{label: spec.x_label || "label", value: function (u, v) { return v === null ? "" : spec.labels[v]; }},
+                     {label: spec.y_label || "value", stroke: color, fill: color + "99", width: 1,
+                      paths: uPlot.paths.bars({size: [0.7, 80]}), points: {show: false}}];
+      opts.scales = {x: {time: false, range: function () { return [-0.5, n - 0.5]; }}, y: {range: fromZero}};
+      opts.axes = [axis(spec.x_label, {splits: function () { return index; },
+                                       values: function (u, splits) { return splits.map(function (s) { return spec.labels[s] || ""; }); }}),
+                   axis(spec.y_label, {size: 60})];
+      opts.cursor = {drag: {x: false, y: false}};
+      return {opts: opts, data: [index, spec.values]};
+    }
+    // "xy": lines (spanning the nulls where other series have their points) or points only.
+    var points = spec.mode === "points";
+    opts.legend = {show: spec.series.length > 1, live: false};
+    opts.series = [{label: spec.x_label || "x"}].concat(spec.series.map(function (s, i) {
+      var c = PALETTE[i % PALETTE.length];
+      return {label: s.label, stroke: c, width: 1.5, spanGaps: true,
+              paths: points ? function () { return null; } : undefined,
+              points: points ? {show: true, size: 5, stroke: c, fill: c} : {show: false}};
+    }));
+    opts.scales = {x: {time: false}};
+    opts.axes = [axis(spec.x_label), axis(spec.y_label, {size: 60})];
+    if (spec.diagonal) {
+      opts.hooks = {draw: [function (u) {  // chance level of a ROC curve
+        var ctx = u.ctx;
+        ctx.save();
+        ctx.strokeStyle = css("--muted"); ctx.lineWidth = devicePixelRatio;
+        ctx.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+        ctx.beginPath(); ctx.moveTo(u.valToPos(0, "x", true), u.valToPos(0, "y", true));
+        ctx.lineTo(u.valToPos(1, "x", true), u.valToPos(1, "y", true)); ctx.stroke();
+        ctx.restore();
+      }]};
+    }
+    return {opts: opts, data: [spec.xs].concat(spec.series.map(function (s) { return s.ys; }))};
+  }
+
+  function drawMediaPlot(el, spec) {
+    var target = el.querySelector(".plot");
+    var made = mediaOptions(spec, Math.max(240, target.clientWidth || el.clientWidth - 16));
+    made.opts.hooks = made.opts.hooks || {};
+    made.opts.hooks.draw = (made.opts.hooks.draw || []).concat([function () {
+      el.dataset.drawn = String(Number(el.dataset.drawn || 0) + 1);
+    }]);
+    target.textContent = "";
+    return new uPlot(made.opts, made.data, target);
+  }
+
+  function nonFiniteText(counts) {
+    var parts = Object.keys(counts || {}).map(function (k) { return counts[k] + " × " + k; });
+    return parts.length ? parts.join(", ") + " left out of the bins" : "";
+  }
+
+  function drawHistogram(el) {
+    var steps = JSON.parse(el.dataset.histogram || "[]");
+    if (!steps.length) return;
+    var slider = el.querySelector('input[type="range"]');
+    var label = el.querySelector(".step-label"), note = el.querySelector(".nonfinite-note");
+    var show = function (i) {
+      var step = steps[i], spec = {type: "bins", edges: step.edges, counts: step.counts, y_label: "count"};
+      if (label) label.textContent = "step " + step.step;
+      if (note) note.textContent = nonFiniteText(step.nonfinite);
+      el.dataset.step = String(step.step);
+      if (media[el.id]) media[el.id].setData(binColumns(spec));
+      else media[el.id] = drawMediaPlot(el, spec);
+    };
+    show(steps.length - 1);
+    if (slider) slider.addEventListener("input", function () { show(Number(slider.value)); });
+  }
+
+  function drawMedia(container) {
+    if (!container) return;
+    container.querySelectorAll(".media-plot").forEach(function (el) {
+      try {
+        if (el.dataset.histogram) drawHistogram(el);
+        else if (el.dataset.plot) media[el.id] = drawMediaPlot(el, JSON.parse(el.dataset.plot));
+      } catch (err) {
+        el.dataset.error = String(err);
+        console.error(err);
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    drawMedia(document.getElementById("media"));  // synchronous: drawn before charts-drawn is set
     var run = document.getElementById("charts");
     if (run) setup(run, function () { return [{label: "value", url: run.dataset.seriesUrl}]; });
     var compare = document.getElementById("compare");
@@ -209,5 +330,6 @@
       setup(compare, function () { return runs.map(function (r) { return {label: r.name, url: r.series_url}; }); });
     }
     if (!run && !compare) document.body.dataset.chartsDrawn = "0";
+    else if (pending === 0) markDone();  // no metric charts to wait for (a run that logged only media)
   });
 })();

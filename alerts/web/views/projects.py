@@ -28,11 +28,16 @@ async def project_runs(ctx: PageContext) -> dict[str, Any]:
     ctx.viewer.require(project)
     state = ctx.query_choice("state", tuple(s.value for s in RunState))
     tag, name = ctx.query("tag"), ctx.query("name")
+    group, job_type = ctx.query("group"), ctx.query("job_type")
     page = ctx.query_int("page", 1, ge=1)
     metrics = ctx.query_list("metrics")
     runs = await ctx.service.store.list_runs(project=project, state=state, tag=tag, limit=10**9)
     if name:  # a substring, as in W&B's search box
         runs = [run for run in runs if name.lower() in run.name.lower() or name.lower() in run.id.lower()]
+    if group:  # W&B's grouping of runs (init(group=...)), e.g. the workers of one distributed job
+        runs = [run for run in runs if run.group == group]
+    if job_type:
+        runs = [run for run in runs if run.job_type == job_type]
     total = len(runs)
     shown = runs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     now = time.time()
@@ -44,7 +49,8 @@ async def project_runs(ctx: PageContext) -> dict[str, Any]:
         row["metrics"] = {key: run.summary.get(key) for key in metrics}
         rows.append(row)
     return {"project": project, "runs": rows, "total": total, "page": page, "page_size": PAGE_SIZE,
-            "pages": max(1, -(-total // PAGE_SIZE)), "filters": {"state": state, "tag": tag, "name": name},
+            "pages": max(1, -(-total // PAGE_SIZE)),
+            "filters": {"state": state, "tag": tag, "name": name, "group": group, "job_type": job_type},
             "metrics": metrics, "metric_keys": keys, "states": [s.value for s in RunState]}
 
 

@@ -3,8 +3,6 @@ about the run (config, summary, system info, events, media, failure). Also its s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
 from typing import Any
 
@@ -17,8 +15,12 @@ from alerts.presentation import alert_object, iso, run_json
 from alerts.rules.loader import Rule
 from alerts.rules.spec import Comparison
 from alerts.web.views.base import PageContext, Pages
+from alerts.web.views.run_files import files_section
+from alerts.web.views.run_files import pages as file_pages
+from alerts.web.views.run_media import media_sections
 
 pages = Pages()
+pages.router.include_router(file_pages.router)  # the downloads of the files section
 
 GROUP_ORDER = ("train", "val", "test", "eval")
 """Key prefixes shown first, in this order; other prefixes follow by name, ``system/`` last."""
@@ -48,7 +50,7 @@ def group_keys(keys: list[str]) -> list[dict[str, Any]]:
 
 
 def rule_applies(rule: Rule, run: Run) -> bool:
-    return rule.spec.where.matches(run.project, run.id, run.name, run.tags, run.config)
+    return rule.spec.where.matches(run.project, run.id, run.name, run.tags, run.config, run.group, run.job_type)
 
 
 def thresholds_for(rules: list[Rule], run: Run, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -114,37 +116,6 @@ def system_rows(run: Run) -> list[tuple[str, str]]:
     return [(label, str(value)) for label, value in rows if value not in (None, "")]
 
 
-def _image(value: Any) -> dict[str, Any] | None:
-    """An image media object as a data URL, only if its payload really is base64 PNG."""
-    if not isinstance(value, dict) or value.get("_type") != "image" or not isinstance(value.get("data"), str):
-        return None
-    try:
-        base64.b64decode(value["data"], validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return {"src": f"data:image/png;base64,{value['data']}", "caption": value.get("caption"),
-            "width": value.get("width"), "height": value.get("height")}
-
-
-def media_sections(media: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Tables and images by key, each by step; cells that are images become thumbnails."""
-    tables: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
-    other: list[dict[str, Any]] = []
-    for item in media:
-        value = item["value"]
-        if item["kind"] == "table" and isinstance(value, dict):
-            rows = [[{"image": _image(cell)} if _image(cell) else {"text": cell} for cell in row]
-                    for row in value.get("data") or [] if isinstance(row, list)]
-            tables.append({"key": item["key"], "step": item["step"], "columns": value.get("columns") or [],
-                           "rows": rows})
-        elif item["kind"] == "image" and _image(value) is not None:
-            images.append({"key": item["key"], "step": item["step"], **(_image(value) or {})})
-        else:
-            other.append({"key": item["key"], "step": item["step"], "kind": item["kind"], "value": value})
-    return {"tables": tables, "images": images, "other": other}
-
-
 @pages.page("/runs/{project}/{run_id}", "run.html")
 async def run_page(ctx: PageContext) -> dict[str, Any]:
     run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
@@ -164,6 +135,7 @@ async def run_page(ctx: PageContext) -> dict[str, Any]:
         "system": system_rows(run),
         "events": [{"state": e.state.value, "reason": e.reason, "at": iso(e.at)} for e in events],
         "media": media_sections(media),
+        "run_files": await files_section(ctx.service, run),
         "focus_step": ctx.query_int("step", -1, ge=-1) if ctx.query("step") else None,
         "x": ctx.query_choice("x", ("step", "time")) or "step",
     }
