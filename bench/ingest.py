@@ -69,6 +69,39 @@ def make_bodies(runs: list[str], batches_per_run: int) -> list[tuple[str, bytes]
     return bodies
 
 
+def floor(*, runs: int, batches_per_run: int = 4) -> dict[str, float]:
+    """The floor: the same SDK-shaped batches parsed with orjson and written to SQLite with one
+    ``executemany`` per batch and table (steps, points), nothing else; CPU of this process."""
+    import sqlite3
+    import tempfile
+
+    import orjson
+
+    bodies = make_bodies([f"run{i}" for i in range(runs)], batches_per_run=batches_per_run)
+    pks = {f"run{i}": i for i in range(runs)}
+    db = sqlite3.connect(Path(tempfile.mkdtemp(prefix="runwatch-floor-")) / "floor.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE steps (run_pk INTEGER, step INTEGER, timestamp REAL, runtime REAL, "
+               "PRIMARY KEY (run_pk, step)) WITHOUT ROWID")
+    db.execute("CREATE TABLE metrics (run_pk INTEGER, key TEXT, step INTEGER, timestamp REAL, value REAL, "
+               "PRIMARY KEY (run_pk, key, step)) WITHOUT ROWID")
+    points = 0
+    cpu = time.process_time()
+    for run, body in bodies:
+        pk = pks[run]
+        records = orjson.loads(body)["records"]
+        rows = [(pk, key, r["step"], r["timestamp"], value) for r in records for key, value in r["data"].items()]
+        with db:
+            db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?)",
+                           [(pk, r["step"], r["timestamp"], r["runtime"]) for r in records])
+            db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
+        points += len(rows)
+    cpu = time.process_time() - cpu
+    db.close()
+    return {"points": points, "points_per_cpu_s": points / cpu}
+
+
 def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4) -> dict[str, float]:
     service = BenchService({"channels": {"console": {"type": "console"}}}, rules).start()
     try:
@@ -210,15 +243,21 @@ def main() -> None:
     few = throughput(unmatched_rules(10), runs=args.runs, seconds=args.seconds)
     many = throughput(unmatched_rules(1000), runs=args.runs, seconds=args.seconds)
     lat = latency(mixed_rules(100), runs=args.runs, rate=args.rate, samples=args.samples)
+    base = floor(runs=args.runs)
 
     print(f"\n{args.runs} runs x {len(METRICS)} metrics, batches of {STEPS_PER_BATCH} steps "
           f"({STEPS_PER_BATCH * len(METRICS)} points), SQLite, one service process\n")
-    print("| scenario | points | seconds | points/s (wall) | points per service CPU-second | service RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    print("| scenario | points | seconds | points/s (wall) | points per service CPU-second "
+          "| service CPU-s per 1M points | x floor | service RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, result in (("100 mixed rules", mixed), ("10 rules, none matching", few),
                          ("1,000 rules, none matching", many)):
+        per_cpu = result["points_per_cpu_s"]
         print(f"| {name} | {result['points']:,} | {result['elapsed']:.1f} | {result['points_per_s']:,.0f} | "
-              f"{result['points_per_cpu_s']:,.0f} | {result['rss_mb']:.0f} |")
+              f"{per_cpu:,.0f} | {1e6 / per_cpu if per_cpu else 0:.2f} | "
+              f"{base['points_per_cpu_s'] / per_cpu if per_cpu else 0:.1f} | {result['rss_mb']:.0f} |")
+    print(f"| floor: orjson + sqlite3 executemany, in-process | {base['points']:,} | | | "
+          f"{base['points_per_cpu_s']:,.0f} | {1e6 / base['points_per_cpu_s']:.2f} | 1.0 | |")
     ratio = many["points_per_s"] / few["points_per_s"]
     print(f"\n1,000 vs 10 non-matching rules: {ratio:.2f}x throughput (target: within 20%, i.e. >= 0.80)")
     print(f"\nLatency log() -> webhook, background load {lat['achieved']:,.0f} points/s "

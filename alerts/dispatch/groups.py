@@ -31,6 +31,11 @@ class GroupedAlert:
     alert: Alert
     payload: dict[str, Any]
     """The SPEC §7 alert object, rendered when the alert changed (it carries the run's state then)."""
+    fresh: bool = False
+    """No notification can have told anyone of this alert (in this state) yet: it was submitted in
+    this process and has not been in a flush since (the pipeline clears this when it takes the alert
+    into one). Alerts restored after a restart are not fresh; a resubmitted alert (same id) inherits it.
+    With nothing but fresh alerts, the pipeline's dedup needs no notification-log read."""
 
     @property
     def key(self) -> str:
@@ -48,6 +53,10 @@ class Group:
     flushed: bool = False
 
 
+_FRESH_SOURCES = frozenset({AlertSource.RULE, AlertSource.SDK})
+"""Sources whose alert ids are new for every firing episode or call: a rule alert's id is made when
+it fires, an ``alert()`` call's once (its client id deduplicates retries)."""
+
 FlushGroups = Callable[[list[Group], float], Awaitable[None]]
 """The notification pipeline: gets every group due at one moment, in one call."""
 
@@ -63,6 +72,8 @@ class Dispatcher:
         self._flushing = asyncio.Lock()  # a reroute must not swap the groups under a running flush
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._kicked: asyncio.Task[None] | None = None  # a flush asked for by submit, not yet started
+        self._kicks: set[asyncio.Task[None]] = set()
 
     def firing_labels(self) -> list[dict[str, str]]:
         """Labels of every firing rule alert in any group (what inhibition rules look at)."""
@@ -74,14 +85,44 @@ class Dispatcher:
         return list(seen.values())
 
     async def submit(self, alerts: list[Alert], run: Run | None) -> None:
-        """Put alert changes into their groups; flushing happens on the groups' timers."""
+        """Put alert changes into their groups. A group due now (a new one with ``group_wait: 0``) is
+        flushed at once, by a task started here; the others wait for their timers."""
         now = self._clock()
+        due_now = later = False
         for alert in alerts:
             if alert.status is not AlertStatus.PENDING:
                 # A change to an existing group waits for its next flush.
-                self._place(self.groups, self.router, GroupedAlert(alert, alert_object(alert, run, self._public_url)),
-                            lambda route, _key: (now + route.group_wait, False))
-        self._wakeup.set()
+                entry = GroupedAlert(alert, alert_object(alert, run, self._public_url),
+                                     fresh=alert.source in _FRESH_SOURCES)
+                for group in self._place(self.groups, self.router, entry,
+                                         lambda route, _key: (now + route.group_wait, False)):
+                    if group.next_flush <= now:
+                        due_now = True
+                    else:
+                        later = True
+        if due_now:
+            self._kick()
+        if later:
+            self._wakeup.set()  # a new group's timer may be due before the loop's next wake-up
+
+    def _kick(self) -> None:
+        """Flush the groups that are due, now: one task, which every submit until it starts joins (so a
+        burst of submits is one flush, one transaction). Not awaited by the submitter: the alert's
+        sender does not wait for the notification, and a cancelled request cannot cut a flush short
+        between its transaction and the bookkeeping after it."""
+        if self._kicked is None and self._task is not None:
+            self._kicked = task = asyncio.create_task(self._flush_kicked(), name="dispatcher-flush")
+            self._kicks.add(task)
+            task.add_done_callback(self._kicks.discard)
+
+    async def _flush_kicked(self) -> None:
+        async with self._flushing:
+            self._kicked = None  # from here on, a new submit needs a flush of its own
+            try:
+                await self._flush_due()
+            except Exception:
+                log.exception("dispatcher flush error")
+        self._wakeup.set()  # the flush set new timers (group_interval, or a retry): the loop sleeps until them
 
     def restore(self, alerts: list[Alert], runs: dict[int, Run]) -> None:
         """After a restart: firing rule alerts rejoin their groups (the notification log keeps them
@@ -94,9 +135,10 @@ class Dispatcher:
 
     @staticmethod
     def _place(groups: dict[str, Group], router: Router, entry: GroupedAlert,
-               timers: Callable[[Route, str], tuple[float, bool]]) -> None:
+               timers: Callable[[Route, str], tuple[float, bool]]) -> list[Group]:
         """Put ``entry`` into the group of every route it matches; a group made for it gets
-        ``timers(route, key)`` as its (next flush, already flushed)."""
+        ``timers(route, key)`` as its (next flush, already flushed). Returns the groups."""
+        placed = []
         for route in router.routes_for(entry.alert):
             labels = route.group_labels(entry.alert)
             key = group_key(route.id, labels)
@@ -105,7 +147,12 @@ class Dispatcher:
                 next_flush, flushed = timers(route, key)
                 group = groups[key] = Group(route=route, key=key, labels=labels, next_flush=next_flush,
                                             flushed=flushed)
+            old = group.alerts.get(entry.key)
+            if old is not None and old.alert.id == entry.alert.id and not old.fresh:
+                entry.fresh = False  # an update of an alert that a flush has already seen
             group.alerts[entry.key] = entry
+            placed.append(group)
+        return placed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -114,6 +161,9 @@ class Dispatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        # A flush under way finishes: what it queued is handed to delivery, or found by the next start.
+        await asyncio.gather(*self._kicks, return_exceptions=True)
 
     async def reroute(self, router: Router) -> None:
         """Adopt a reloaded routing tree: every alert in a group is routed and grouped again.

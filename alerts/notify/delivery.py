@@ -6,6 +6,12 @@ slow or failing channel never delays the others. Outcomes are written back in ba
 until its write lands a notification stays claimed, so a crash in between re-sends (at least once),
 never loses. 429/``Retry-After`` is honoured; permanent errors stop and are recorded with the reason;
 recoverable ones are retried until ``delivery.max_age``. The delivery id never changes.
+
+A fresh notification need not wait for a turn: when its channel has a free slot and token, the
+pipeline takes them (``reserve``), writes the notification already claimed in the transaction that
+queues it, and hands it over (``hand_off``) the moment that commits. The loop sleeps until the next
+retry or lease is due and is woken only by what can change that: a retry scheduled, a slot freed
+while due work waits for one, a notification queued without a slot, a reload.
 """
 
 from __future__ import annotations
@@ -52,8 +58,10 @@ class Deliverer:
         self._concurrency = dict(concurrency or {})
         self._buckets = {name: TokenBucket.create(limit.rate, limit.per, limit.burst, clock())
                          for name, limit in self._limits.items()}
-        self._outcomes = _OutcomeWriter(store)
+        self._outcomes = _OutcomeWriter(store, self._recorded)
         self._retiring: set[asyncio.Task[None]] = set()
+        self._slot_wanted = False  # due work waits for a free slot: a finished delivery must wake the loop
+        self._stopped = False
 
     async def reconfigure(self, channels: dict[str, Channel], settings: DeliverySettings,
                           rate_limits: dict[str, RateLimit], concurrency: dict[str, int]) -> None:
@@ -90,7 +98,39 @@ class Deliverer:
     def wake(self) -> None:
         self._wakeup.set()
 
+    def reserve(self, channel: str, now: float) -> float | None:
+        """Take a delivery slot (and a rate-limit token) of ``channel`` for a notification about to be
+        enqueued; returns the lease to write with it (what a claim would write), or None when the
+        channel has no free slot or token, and the notification goes the outbox's ordinary way.
+
+        The direct hand-off of the pipeline: the notification is written already claimed, in the
+        transaction that queues it, then :meth:`hand_off` sends it at once. Between the two the row's
+        lease keeps the delivery loop (and other replicas) away from it; a crash there leaves it to be
+        sent once the lease runs out, as after a crash during any claimed delivery.
+        """
+        if self._stopped or self._task is None or channel not in self._channels or self._quota(channel, now) <= 0:
+            self._slot_wanted = True
+            return None
+        bucket = self._buckets.get(channel)
+        if bucket is not None:
+            bucket.take(now)
+        self._busy[channel] += 1
+        return self._lease(now)
+
+    def release(self, channel: str) -> None:
+        """Give back a :meth:`reserve` whose notification was not written (the transaction failed)."""
+        self._busy[channel] -= 1
+        bucket = self._buckets.get(channel)
+        if bucket is not None:
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
+        self._wakeup.set()
+
+    def hand_off(self, notification: Notification) -> None:
+        """Send a notification written with a :meth:`reserve` lease, now (its slot is already taken)."""
+        self._start(notification)
+
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -129,25 +169,33 @@ class Deliverer:
     async def _dispatch_due(self) -> float:
         """Claim and start what can be sent now; returns how long to sleep unless woken."""
         now = self._clock()
+        self._slot_wanted = False
         quotas = {name: self._quota(name, now) for name in self._channels}
-        lease = now + self._settings.timeout + 30.0
-        claimed, next_due = await self._store.claim_notifications(now=now, lease_until=lease, quotas=quotas)
+        claimed, next_due = await self._store.claim_notifications(now=now, lease_until=self._lease(now),
+                                                                  quotas=quotas)
         for notification in claimed:
             bucket = self._buckets.get(notification.channel)
             if bucket is not None:
                 bucket.take(now)
             self._busy[notification.channel] += 1
-            task = asyncio.create_task(self._deliver(notification))
-            self._in_flight[notification.id] = task
-            task.add_done_callback(functools.partial(self._finished, notification))
+            self._start(notification)
         if next_due is None:
             return _IDLE_POLL
         if next_due > now:
             return min(_IDLE_POLL, next_due - now)
         # Due work is waiting for a slot (a finished delivery wakes us) or for a rate-limit token.
+        self._slot_wanted = True
         refills = [bucket.next_token_at(now) - now for name, bucket in self._buckets.items()
                    if quotas.get(name, 0) == 0]
         return max(0.001, min([0.5, *refills]))
+
+    def _lease(self, now: float) -> float:
+        return now + self._settings.timeout + 30.0
+
+    def _start(self, notification: Notification) -> None:
+        task = asyncio.create_task(self._deliver(notification))
+        self._in_flight[notification.id] = task
+        task.add_done_callback(functools.partial(self._finished, notification))
 
     def _quota(self, channel: str, now: float) -> int:
         free = self._concurrency.get(channel, self._settings.concurrency) - self._busy[channel]
@@ -159,7 +207,12 @@ class Deliverer:
     def _finished(self, notification: Notification, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(notification.id, None)
         self._busy[notification.channel] -= 1
-        self._wakeup.set()  # a slot is free
+        if self._slot_wanted:
+            self._wakeup.set()  # a slot is free for work that waits for one
+
+    def _recorded(self, attempts: list[DeliveryAttempt]) -> None:
+        if any(attempt.status is NotificationStatus.PENDING for attempt in attempts):
+            self._wakeup.set()  # a retry is scheduled: the loop's next wake-up may have to come sooner
 
     async def _deliver(self, notification: Notification) -> None:
         attempts = notification.attempts + 1
@@ -173,7 +226,10 @@ class Deliverer:
             self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.FAILED, attempts,
                                                self._clock(), error=str(exc)))
         except asyncio.CancelledError:
-            raise  # shutting down: the claim runs out and the notification is sent after the restart
+            if self._stopped:  # shutting down: give the claim back, so a restart sends it at once
+                self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.PENDING, notification.attempts,
+                                                   self._clock(), error=notification.last_error))
+            raise
         except Exception as exc:  # RecoverableDeliveryError, or a bug in a channel: retry either way
             self._outcomes.add(self._retry_later(notification, attempts, exc))
         else:
@@ -201,8 +257,9 @@ class Deliverer:
 class _OutcomeWriter:
     """Writes delivery outcomes in batches: whatever finished while the last write ran goes in the next."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, recorded: Callable[[list[DeliveryAttempt]], None]) -> None:
         self._store = store
+        self._recorded = recorded
         self._pending: list[DeliveryAttempt] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -220,6 +277,8 @@ class _OutcomeWriter:
                 log.exception("recording %d delivery outcomes failed; retrying in 1s", len(batch))
                 self._pending[:0] = batch
                 await asyncio.sleep(1.0)
+                continue
+            self._recorded(batch)
 
     async def drain(self) -> None:
         """Write what is pending (at shutdown)."""

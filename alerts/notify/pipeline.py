@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,26 +58,55 @@ class Pipeline:
                 continue
             entries = self._unmuted(entries, self._silencer, now)
             candidates.extend((group, channel, entries) for channel in group.route.channels)
-        await self._nflog.load([(channel, group.key) for group, channel, _ in candidates])
-        planned = [plan for plan in (self._dedup(group, channel, entries, now)
-                                     for group, channel, entries in candidates) if plan is not None]
+        # Alerts nobody can have been told of yet (a new group, group_wait 0) need no log read: without
+        # an id the log knows, dedup decides the same with or without the entry, and the entry written
+        # replaces it. Decided before the first await, so an update arriving meanwhile is not fresh.
+        fresh = [all(e.fresh for e in entries) for _, _, entries in candidates]
+        for _, _, entries in candidates:
+            for e in entries:
+                e.fresh = False
+        await self._nflog.load([(channel, group.key) for (group, channel, _), is_fresh
+                                in zip(candidates, fresh, strict=True) if not is_fresh])
+        planned = [plan for plan in (self._dedup(group, channel, entries, now, fresh=is_fresh)
+                                     for (group, channel, entries), is_fresh in zip(candidates, fresh, strict=True))
+                   if plan is not None]
         if not planned:
             return
+        # Where the channel has a free slot, the notification is written already claimed and sent as
+        # soon as the transaction commits: no turn of the delivery loop, no claim query in between.
+        handed: list[Notification] = []
+        queued = False
+        for index, (notification, entry) in enumerate(planned):
+            lease = self._deliverer.reserve(notification.channel, now)
+            if lease is None:
+                queued = True
+            else:
+                notification = replace(notification, next_attempt_at=lease)
+                planned[index] = (notification, entry)
+                handed.append(notification)
         # The outbox and the log in one transaction: a crash can lose neither the message nor the
         # memory of having queued it.
-        await self._store.enqueue_notifications(
-            [notification for notification, _ in planned],
-            [self._nflog.state(n.channel, n.group_key, entry) for n, entry in planned])
+        try:
+            await self._store.enqueue_notifications(
+                [notification for notification, _ in planned],
+                [self._nflog.state(n.channel, n.group_key, entry) for n, entry in planned])
+        except BaseException:
+            for notification in handed:
+                self._deliverer.release(notification.channel)
+            raise
         for notification, entry in planned:
             self._nflog.written(notification.channel, notification.group_key, entry)
-        self._deliverer.wake()
+        for notification in handed:
+            self._deliverer.hand_off(notification)
+        if queued:
+            self._deliverer.wake()
 
     @staticmethod
     def _unmuted(entries: list[GroupedAlert], muter: Muter, now: float) -> list[GroupedAlert]:
         return [entry for entry in entries if not muter.muted(entry.alert.labels, now)]
 
-    def _dedup(self, group: Group, channel: str, entries: list[GroupedAlert],
-               now: float) -> tuple[Notification, LogEntry] | None:
+    def _dedup(self, group: Group, channel: str, entries: list[GroupedAlert], now: float, *,
+               fresh: bool) -> tuple[Notification, LogEntry] | None:
         route = group.route
         firing = [e for e in entries if e.alert.status is AlertStatus.FIRING]
         resolved = [e for e in entries if e.alert.status is AlertStatus.RESOLVED]
@@ -84,7 +114,7 @@ class Pipeline:
         # resolved while silenced (so nobody heard it resolve) and fires again is news, not a repeat.
         firing_keys = frozenset(e.alert.id for e in firing)
         resolved_keys = frozenset(e.alert.id for e in resolved)
-        entry = self._nflog.get(channel, group.key)
+        entry = None if fresh else self._nflog.get(channel, group.key)
         if not needs_update(entry, firing_keys, resolved_keys, send_resolved=route.send_resolved,
                             repeat_interval=route.repeat_interval, now=now):
             return None

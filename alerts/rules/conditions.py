@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ class Verdict:
 
 class Evaluator:
     """Base: ``new_state()`` makes the per-series state, ``update`` feeds one point."""
+
+    plain: Callable[[float], bool] | None = None
+    """A stateless test equivalent to ``update(...).holds``, when there is one (see ``Threshold``)."""
 
     def new_state(self) -> Any:
         return None
@@ -61,6 +65,9 @@ class Threshold(Evaluator):
         self.over = spec.over
         self.points = spec.over.points if spec.over else None
         self.seconds = float(spec.over.last) if spec.over and spec.over.points is None else None
+        self.plain = self.condition.holds if self.over is None else None
+        """Without smoothing, the condition alone decides: the engine skips a point it does not hold for
+        (and whose series is neither pending nor firing) without building a verdict."""
 
     def new_state(self) -> deque[tuple[float, float]] | None:
         if self.over is None:

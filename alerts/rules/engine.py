@@ -66,6 +66,7 @@ class _KeyPlan:
     points: list[tuple[Rule, SeriesState]]
     exprs: list[Rule]
     absents: list[Rule]
+    expr_map: dict[str, Rule] = field(default_factory=dict)
 
 
 @dataclass
@@ -225,6 +226,7 @@ class RuleEngine:
         current_step: int | None = None
         last_ts = 0.0
         plans = context.plans
+        absent_done: set[str] = set()
         for key, step, timestamp, value in batch.points:
             if step != current_step and dirty_expr:
                 self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
@@ -238,6 +240,9 @@ class RuleEngine:
                     continue  # out-of-order or duplicate: stored, but judged only once, in order
                 # A later sample at the same step (system metrics while training is stuck) is judged.
                 state.last_step, state.last_timestamp = step, timestamp
+                plain = rule.evaluator.plain  # type: ignore[union-attr]
+                if plain is not None and not state.pending_count and state.alert is None and not plain(value):
+                    continue  # the common case: a quiet series stays quiet
                 verdict = rule.evaluator.update(state.eval_state, timestamp, value)  # type: ignore[union-attr]
                 if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
                     transition = advance(rule.spec, state, verdict, timestamp)
@@ -247,13 +252,15 @@ class RuleEngine:
                         changes.append(self._resolve(state, timestamp, "condition cleared"))
             if plan.exprs:
                 context.latest[key] = value
-                for rule in plan.exprs:
-                    dirty_expr[rule.name] = rule
-            for rule in plan.absents:
-                context.last_seen[rule.name] = now
-                absent_state = self._series.get((rule.name, run.pk, ""))
-                if absent_state is not None and absent_state.alert is not None:
-                    changes.append(self._resolve(absent_state, now, "points resumed"))
+                dirty_expr.update(plan.expr_map)  # as setting each name in turn: first-seen order kept
+            if plan.absents and key not in absent_done:
+                # ``now`` is one instant for the whole batch: a key's later points would repeat this.
+                absent_done.add(key)
+                for rule in plan.absents:
+                    context.last_seen[rule.name] = now
+                    absent_state = self._series.get((rule.name, run.pk, ""))
+                    if absent_state is not None and absent_state.alert is not None:
+                        changes.append(self._resolve(absent_state, now, "points resumed"))
         if dirty_expr:
             self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
         await self._emit(changes, run)
@@ -327,7 +334,7 @@ class RuleEngine:
                 bound.append((rule, state))
         exprs = [rule for rule in index.expr_by_key.get(key, ()) if self._applies(rule, context)]
         absents = [rule for rule in index.absent_rules(key) if self._applies(rule, context)]
-        return _KeyPlan(bound, exprs, absents)
+        return _KeyPlan(bound, exprs, absents, {rule.name: rule for rule in exprs})
 
     def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
                         changes: list[Alert]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
@@ -209,22 +210,16 @@ class SqlStore(SqlFiles, Store):
 
     async def apply_records(self, run: Run, batch: RecordBatch, at: float) -> tuple[bool, RunEvent | None]:
         async with self._begin() as conn:
-            # The conditional update is the guard against two concurrent deliveries of one batch.
-            claimed = await conn.execute(update(t.runs).where(
-                t.runs.c.pk == run.pk, t.runs.c.last_seq == batch.first_seq - 1,
-            ).values(last_seq=batch.last_seq, last_contact=at))
-            if not claimed.rowcount:
+            if self._dialect == "sqlite":
+                # One hop to the driver's thread for the whole batch: through SQLAlchemy every statement
+                # is its own round trip (greenlet switch, queue, future), which cost more than the writes.
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                claimed = await driver._execute(_write_points_sqlite, driver._conn, self._sql, run.pk, batch, at)
+                if not claimed:
+                    return False, None
+            elif not await self._write_points(conn, run, batch, at):
                 return False, None
-            # Points are the hot path: plain driver-level executemany, no per-row SQL compilation.
-            pk = run.pk
-            if batch.steps:
-                await conn.exec_driver_sql(self._sql["upsert_steps"],
-                                           [(pk, s, ts, rt) for s, ts, rt in batch.steps])
-            if batch.points:
-                await conn.exec_driver_sql(self._sql["upsert_points"], [
-                    (pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
-                if blocks := touched_blocks(pk, batch.points):
-                    await conn.execute(_BLOCK_UPSERT, blocks)
             if batch.media:
                 await conn.execute(t.media.insert(), [
                     {"run_pk": run.pk, "key": k, "step": s, "kind": kind, "value": value}
@@ -241,6 +236,24 @@ class SqlStore(SqlFiles, Store):
             if batch.exit is not None:
                 return True, await _end_run(conn, run.pk, batch.exit)
         return True, None
+
+    async def _write_points(self, conn: AsyncConnection, run: Run, batch: RecordBatch, at: float) -> bool:
+        # The conditional update is the guard against two concurrent deliveries of one batch.
+        claimed = await conn.execute(update(t.runs).where(
+            t.runs.c.pk == run.pk, t.runs.c.last_seq == batch.first_seq - 1,
+        ).values(last_seq=batch.last_seq, last_contact=at))
+        if not claimed.rowcount:
+            return False
+        # Points are the hot path: plain driver-level executemany, no per-row SQL compilation.
+        pk = run.pk
+        if batch.steps:
+            await conn.exec_driver_sql(self._sql["upsert_steps"], [(pk, s, ts, rt) for s, ts, rt in batch.steps])
+        if batch.points:
+            await conn.exec_driver_sql(self._sql["upsert_points"], [
+                (pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
+            if blocks := touched_blocks(pk, batch.points):
+                await conn.execute(_BLOCK_UPSERT, blocks)
+        return True
 
     async def end_run(self, run_pk: int, exit: RunExit, *,
                       silent_since: float | None = None) -> RunEvent | None:
@@ -511,12 +524,30 @@ def _claim_statement(dialect: str) -> Any:
             .values(next_attempt_at=bindparam("claim_lease")).returning(*t.notifications.c))
 
 
+def _write_points_sqlite(db: sqlite3.Connection, sql: dict[str, str], pk: int, batch: RecordBatch,
+                         at: float) -> bool:
+    """The claim, steps, points and blocks of a batch, run in the driver's thread on its connection (inside
+    the transaction the caller opened and commits): the SQLite twin of ``SqlStore._write_points``."""
+    # The conditional update is the guard against two concurrent deliveries of one batch.
+    if not db.execute(sql["claim"], (batch.last_seq, at, pk, batch.first_seq - 1)).rowcount:
+        return False
+    if batch.steps:
+        db.executemany(sql["upsert_steps"], [(pk, s, ts, rt) for s, ts, rt in batch.steps])
+    if batch.points:
+        db.executemany(sql["upsert_points"], [(pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
+        if blocks := touched_blocks(pk, batch.points):
+            db.executemany(BLOCK_UPSERT, blocks)
+    return True
+
+
 def _hot_statements(dialect: str) -> dict[str, str]:
     """Upserts of the ingest hot path in the driver's own parameter style."""
     def params(count: int) -> str:
         return ", ".join("?" if dialect == "sqlite" else f"${i}" for i in range(1, count + 1))
 
     return {
+        # SQLite only (``_write_points_sqlite``); PostgreSQL claims through SQLAlchemy.
+        "claim": "UPDATE runs SET last_seq = ?, last_contact = ? WHERE pk = ? AND last_seq = ?",
         "upsert_steps": f"INSERT INTO steps (run_pk, step, timestamp, runtime) VALUES ({params(4)}) "
                         "ON CONFLICT (run_pk, step) DO UPDATE SET timestamp = excluded.timestamp, "
                         "runtime = excluded.runtime",

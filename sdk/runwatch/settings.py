@@ -128,7 +128,7 @@ class Settings:
     retry_max_backoff: float = 3.0
     request_timeout: float = 10.0
     init_timeout: float = 15.0
-    linger: float = 0.002
+    linger: float = 0.0  # seconds the sender waits after a wake-up before sending; 0: at once
     system_metrics: bool | None = None
     system_metrics_interval: float = 15.0
     console: bool = True

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .values import decode_float
@@ -80,6 +81,18 @@ class SummaryState:
                 self._mean[k] = (total, count)
                 values[k] = total / count if math.isfinite(total) else total
         self.dirty = True
+
+    def observe_rows(self, rows: Sequence[Mapping[str, Any]], *, plain: bool = False) -> None:
+        """Fold a batch of normalised rows in, oldest first. ``plain``: every value is a finite float or
+        an int (``values.plain_rows``), so with no ``define_metric`` rule the fold is dict updates in C."""
+        if not rows:
+            return
+        if plain and not self._rules:
+            deque(map(self.values.update, rows), maxlen=0)
+            self.dirty = True
+            return
+        for row in rows:
+            self.observe(row)
 
     def set(self, key: str, value: Any) -> None:
         self.values[key] = value
