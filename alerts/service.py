@@ -71,7 +71,9 @@ class Service:
             self.store, self.deliverer, NotificationLog(self.store), silencer=self.silences,
             inhibitor=self.inhibitor, mute_times=lambda names, moment: is_muted(names, self._intervals, moment))
         self.dispatcher = Dispatcher(Router.from_settings(settings), self.pipeline.flush, public_url=self.public_url)
-        self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout)
+        # SQLite has one writer, this process: the runs it reads stay true in memory.
+        self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout,
+                              cache_runs=settings.storage.url.startswith("sqlite"))
         self.explicit_alerts = ExplicitAlerts(self.store, self.dispatcher.submit)
         self.rules = RuleEngine(self.store, self.dispatcher.submit, public_url=self.public_url)
         self.runs.listeners.append(self.rules)

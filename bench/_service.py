@@ -26,8 +26,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def tree_path(tree: Path | None) -> str:
+    """PYTHONPATH that makes ``python -m alerts`` the service of ``tree`` (a checkout; default: this one)."""
+    if tree is None:
+        return _REPO_PATH
+    return os.pathsep.join([str(tree), str(tree / "sdk"), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 class BenchService:
-    def __init__(self, config: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> None:
+    """``tree``: another checkout whose service to run (a before/after comparison in one run); the
+    benchmark's own code and load stay this checkout's."""
+
+    def __init__(self, config: dict[str, Any], rules: list[dict[str, Any]] | None = None, *,
+                 tree: Path | None = None) -> None:
+        self.python_path = tree_path(tree)
         self.dir = Path(tempfile.mkdtemp(prefix="runwatch-bench-"))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -42,13 +54,14 @@ class BenchService:
 
     def cli(self, *args: str) -> str:
         return subprocess.run([sys.executable, "-m", "alerts", *args, "--config", str(self.config_path)],
-                              capture_output=True, text=True, check=True, cwd=self.dir).stdout.strip()
+                              capture_output=True, text=True, check=True, cwd=self.dir,
+                              env={**os.environ, "PYTHONPATH": self.python_path}).stdout.strip()
 
     def start(self) -> BenchService:
         log = (self.dir / "service.log").open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "alerts", "serve", "--config", str(self.config_path)],
                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _REPO_PATH})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": self.python_path})
         for _ in range(600):
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:

@@ -12,6 +12,7 @@ receiver in this process while background load runs at a fixed rate, the service
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,20 +55,21 @@ def unmatched_rules(count: int) -> list[dict[str, Any]]:
     return [{"name": f"nomatch-{i}", "metric": f"never/seen/{i}", "when": "> 0"} for i in range(count)]
 
 
+def make_body(seq: int, step: int) -> bytes:
+    """One SDK-shaped batch: STEPS_PER_BATCH committed steps of every metric, seqs from ``seq + 1``."""
+    records = []
+    for _ in range(STEPS_PER_BATCH):
+        seq += 1
+        data = {key: (step % 97) / 97.0 for key in METRICS}
+        records.append({"seq": seq, "type": "history", "step": step, "timestamp": time.time(),
+                        "runtime": step * 0.01, "data": data})
+        step += 1
+    return orjson.dumps({"records": records})
+
+
 def make_bodies(runs: list[str], batches_per_run: int) -> list[tuple[str, bytes]]:
-    bodies = []
-    for run in runs:
-        seq, step = 0, 0
-        for _ in range(batches_per_run):
-            records = []
-            for _ in range(STEPS_PER_BATCH):
-                seq += 1
-                data = {key: (step % 97) / 97.0 for key in METRICS}
-                records.append({"seq": seq, "type": "history", "step": step, "timestamp": time.time(),
-                                "runtime": step * 0.01, "data": data})
-                step += 1
-            bodies.append((run, json.dumps({"records": records}).encode()))
-    return bodies
+    return [(run, make_body(batch * STEPS_PER_BATCH, batch * STEPS_PER_BATCH))
+            for run in runs for batch in range(batches_per_run)]
 
 
 def floor(*, runs: int, batches_per_run: int = 4) -> dict[str, float]:
@@ -102,8 +105,12 @@ def floor(*, runs: int, batches_per_run: int = 4) -> dict[str, float]:
     return {"points": points, "points_per_cpu_s": points / cpu}
 
 
-def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4) -> dict[str, float]:
-    service = BenchService({"channels": {"console": {"type": "console"}}}, rules).start()
+def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4,
+               tree: Path | None = None) -> dict[str, float]:
+    """Points/s and per service CPU-second: ``clients`` threads post batches for their share of the runs,
+    round-robin (every run logs all along, as concurrent training runs do), until ``seconds`` are up.
+    Timed from when every run has logged its first batch: the steady state, not the runs' first points."""
+    service = BenchService({"channels": {"console": {"type": "console"}}}, rules, tree=tree).start()
     try:
         key = service.cli("keys", "create", "--project", "bench")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -113,24 +120,34 @@ def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, client
                 client.post("/api/v1/runs", json={"project": "bench", "id": run, "tags": ["bench"]}).raise_for_status()
         per_client = [run_ids[i::clients] for i in range(clients)]
         total = [0] * clients
-        stop = time.monotonic() + seconds
         proc = psutil.Process(service.process.pid)  # type: ignore[union-attr]
-        cpu_before = proc.cpu_times()
+        warm = threading.Barrier(clients + 1)
+        go = threading.Event()
+        window: dict[str, Any] = {}
 
         def client_loop(index: int) -> None:
-            bodies = make_bodies(per_client[index], batches_per_run=max(1, int(seconds * 40 / runs) + 2))
             with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
-                for run, body in bodies:
-                    if time.monotonic() > stop:
-                        return
-                    response = client.post(f"/api/v1/runs/bench/{run}/records", content=body)
-                    response.raise_for_status()
-                    total[index] += response.json()["accepted"] * len(METRICS)
+                for batch in itertools.count():
+                    if batch == 1:  # every run has logged once (its series exist): the timed window starts
+                        warm.wait()
+                        go.wait()
+                    for run in per_client[index]:
+                        if batch and time.monotonic() > window["stop"]:
+                            return
+                        body = make_body(batch * STEPS_PER_BATCH, batch * STEPS_PER_BATCH)
+                        response = client.post(f"/api/v1/runs/bench/{run}/records", content=body)
+                        response.raise_for_status()
+                        if batch:
+                            total[index] += response.json()["accepted"] * len(METRICS)
 
-        started = time.monotonic()
         threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
         for thread in threads:
             thread.start()
+        warm.wait()
+        started = time.monotonic()
+        window["stop"] = started + seconds
+        cpu_before = proc.cpu_times()
+        go.set()
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
@@ -231,13 +248,41 @@ def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int
         receiver.server.shutdown()
 
 
+def compare(base: Path, *, runs: int, seconds: float, rounds: int) -> None:
+    """Before/after in one run: the 100-mixed-rules throughput of ``base``'s service and of this checkout's,
+    alternating, under the same load from this checkout's clients, with the floor measured between."""
+    rows = []
+    for number in range(1, rounds + 1):
+        for label, tree in (("before", base), ("after", None)):
+            result = throughput(mixed_rules(100), runs=runs, seconds=seconds, tree=tree)
+            rows.append((number, label, result))
+        rows.append((number, "floor", {"points_per_cpu_s": floor(runs=runs)["points_per_cpu_s"]}))
+    print(f"\nbefore = {base}; after = this checkout; {runs} runs, 100 mixed rules, {seconds:g} s each\n")
+    print("| round | service | points/s (wall) | points per service CPU-second | CPU-s per 1M points | RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for number, label, result in rows:
+        per_cpu = result["points_per_cpu_s"]
+        wall = f"{result['points_per_s']:,.0f}" if "points_per_s" in result else ""
+        rss = f"{result['rss_mb']:.0f}" if "rss_mb" in result else ""
+        print(f"| {number} | {label} | {wall} | {per_cpu:,.0f} | {1e6 / per_cpu:.2f} | {rss} |")
+    for number in range(1, rounds + 1):
+        got = {label: result["points_per_cpu_s"] for n, label, result in rows if n == number}
+        print(f"round {number}: after/before {got['after'] / got['before']:.2f}x per CPU-second; "
+              f"floor/after {got['floor'] / got['after']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50_000)
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--base-tree", type=Path, help="compare with this checkout's service (before/after)")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.base_tree:
+        compare(args.base_tree, runs=args.runs, seconds=args.seconds, rounds=args.rounds)
+        return
 
     mixed = throughput(mixed_rules(100), runs=args.runs, seconds=args.seconds)
     few = throughput(unmatched_rules(10), runs=args.runs, seconds=args.seconds)

@@ -61,7 +61,9 @@ async def add_records(project: str, run_id: str, request: Request, key: CurrentK
     except ValidationError as exc:
         raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) \
             from None
-    run = await _run_or_404(service, project, run_id)
+    run = await service.runs.get_run(project, run_id)  # from memory when cached: no read per batch
+    if run is None:
+        raise HTTPException(404, f"unknown run {project}/{run_id}: call init (POST /api/v1/runs) first")
     result = await service.runs.add_records(run, body.records)
     return {"accepted": result.accepted, "duplicates": result.duplicates, "last_seq": result.last_seq}
 

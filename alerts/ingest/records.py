@@ -31,8 +31,13 @@ class RecordError(ValueError):
 
 def decode_value(value: Any) -> float | None:
     """The float a metric value stands for, or None if the value is media."""
-    if type(value) is float or type(value) is int:
-        return float(value)
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float: what IEEE arithmetic would make of it
+            return math.inf if value > 0 else -math.inf
     if type(value) is bool:
         return 1.0 if value else 0.0
     if type(value) is str:

@@ -16,6 +16,7 @@ from alerts.storage.base import NewRun, RunExit, Store
 log = logging.getLogger(__name__)
 
 _TOUCH_AT_MOST_EVERY = 1.0  # seconds
+_MAX_CACHED_RUNS = 100_000
 
 
 class RunConflict(Exception):
@@ -33,14 +34,34 @@ class RunIngest:
     """Applies what the SDK sends about runs, and publishes points and state changes to listeners."""
 
     def __init__(self, store: Store, *, heartbeat_timeout: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache_runs: bool = False) -> None:
+        """``cache_runs``: this process is the database's only writer (SQLite), so the running runs it has
+        read stay true in memory and a batch needs no read of its run; every change of a run here
+        (init, a batch, an end) updates or drops the copy. Several replicas must not cache."""
         self._store = store
         self._heartbeat_timeout = heartbeat_timeout
         self._clock = clock
+        self._cache_runs = cache_runs
+        self._running: dict[tuple[str, str], Run] = {}
         self.listeners: list[IngestListener] = []
+
+    async def get_run(self, project: str, run_id: str) -> Run | None:
+        """The run, from memory when cached (see ``cache_runs``)."""
+        run = self._running.get((project, run_id))
+        if run is None:
+            run = await self._store.get_run(project, run_id)
+            if run is not None and self._cache_runs and run.state is RunState.RUNNING:
+                if len(self._running) >= _MAX_CACHED_RUNS:
+                    self._running.clear()
+                self._running[(project, run_id)] = run
+        return run
+
+    def forget(self, run: Run) -> None:
+        self._running.pop((run.project, run.id), None)
 
     async def init_run(self, new: NewRun, *, resume: str | None) -> tuple[Run, bool]:
         """Create the run, or return it again for a retried init; reopen it only when resuming."""
+        self._running.pop((new.project, new.id), None)
         existing = await self._store.get_run(new.project, new.id)
         if existing is not None and resume == "never":
             raise RunConflict(f"run {new.project}/{new.id} already exists and resume is 'never'")
@@ -64,10 +85,17 @@ class RunIngest:
         if batch is None:
             await self._store.touch_run(run.pk, self._clock())
             return RecordsResult(accepted=0, duplicates=len(records), last_seq=run.last_seq)
-        applied, event = await self._store.apply_records(run, batch, self._clock())
+        at = self._clock()
+        applied, event = await self._store.apply_records(run, batch, at)
         if not applied:
+            self.forget(run)
             raise RunConflict("another copy of this batch was applied concurrently; resend it")
         run.last_seq = batch.last_seq
+        run.last_contact = at
+        if batch.config is not None:
+            run.config = batch.config
+        if batch.summary is not None:
+            run.summary = batch.summary
         for listener in self.listeners:
             await listener.on_batch(run, batch)
         if event is not None:
@@ -105,6 +133,7 @@ class RunIngest:
 
     async def _publish_event(self, event: RunEvent) -> None:
         run = event.run
+        self.forget(run)  # read again when next needed: its state changed
         reason = f" ({event.reason})" if event.reason else ""
         log.info("run %s/%s %r is %s%s", run.project, run.id, run.name, event.state.value, reason)
         for listener in self.listeners:

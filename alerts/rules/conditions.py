@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from alerts.rules.spec import Comparison, NotFinite, RuleSpec
@@ -39,12 +40,34 @@ class Evaluator:
     def update(self, state: Any, timestamp: float, value: float) -> Verdict | None:
         raise NotImplementedError
 
+    def absorb_quiet(self, state: Any, stamps: Sequence[float], values: Sequence[float], low: float,
+                     high: float) -> bool:
+        """Feed a run of points at once when none of them can make the condition hold.
+
+        True: the state is now what ``update`` point by point would have made it, and no verdict would
+        have held. False: that cannot be shown cheaply, nothing changed, the caller feeds point by point.
+        The engine calls this only for a quiet series (neither pending nor firing: a verdict that does not
+        hold changes nothing else) with finite ``values``, nondecreasing ``stamps`` and ``low``/``high``
+        the least and greatest value; every bound here is a range argument over those numbers.
+        """
+        return False
+
+
+def _fsum(values: Any) -> float:
+    """``math.fsum``, but IEEE's answer where it raises: NaN for ``inf - inf``, ±inf on overflow (a window
+    holding both infinities must not take the service down)."""
+    values = list(values)
+    try:
+        return math.fsum(values)
+    except (ValueError, OverflowError):
+        return float(sum(values))
+
 
 def _aggregate(values: list[float], agg: str) -> float:
     if any(math.isnan(v) for v in values):
         return math.nan  # a NaN inside the window poisons the aggregate (and `not finite` sees it)
     if agg == "mean":
-        return math.fsum(values) / len(values)
+        return _fsum(values) / len(values)
     if agg == "min":
         return min(values)
     if agg == "max":
@@ -52,6 +75,15 @@ def _aggregate(values: list[float], agg: str) -> float:
     if agg == "median":
         return float(statistics.median(values))
     return values[-1]
+
+
+_VALUE = itemgetter(1)
+
+
+def _widened(low: float, high: float) -> tuple[float, float]:
+    """The range widened by the rounding a mean (``fsum / n``) can add to values within it."""
+    margin = (abs(low) + abs(high)) * 1e-9
+    return low - margin, high + margin
 
 
 class Threshold(Evaluator):
@@ -73,6 +105,25 @@ class Threshold(Evaluator):
         if self.over is None:
             return None
         return deque(maxlen=self.points) if self.points else deque()
+
+    def absorb_quiet(self, state: deque[tuple[float, float]] | None, stamps: Sequence[float],
+                     values: Sequence[float], low: float, high: float) -> bool:
+        if state is None:  # unsmoothed: the values themselves are judged
+            return self.condition.quiet_within(low, high, exact=True)
+        if state:
+            window = list(map(_VALUE, state))
+            if not math.isfinite(sum(window)):
+                return False  # a NaN or inf still inside the window decides the aggregate
+            low, high = min(low, *window), max(high, *window)
+        # Every aggregate of a window lies within the values' range, up to the rounding of a mean.
+        if not self.condition.quiet_within(low, high, exact=False):
+            return False
+        state.extend(zip(stamps, values, strict=True))
+        if self.seconds is not None:  # popping once with the last (greatest) stamp pops what each would
+            last = stamps[-1]
+            while last - state[0][0] > self.seconds:
+                state.popleft()
+        return True
 
     def update(self, state: deque[tuple[float, float]] | None, timestamp: float, value: float) -> Verdict | None:
         if state is not None and self.over is not None:
@@ -104,6 +155,22 @@ class Plateau(Evaluator):
     def new_state(self) -> _PlateauState:
         return _PlateauState()
 
+    def absorb_quiet(self, state: _PlateauState, stamps: Sequence[float], values: Sequence[float],
+                     low: float, high: float) -> bool:
+        # Points without improvement count one each: fewer than ``patience`` in all cannot reach it.
+        if state.since_best + len(values) >= self.spec.patience:
+            return False
+        best, since, delta, minimize = state.best, state.since_best, self.spec.min_delta, self.spec.mode == "min"
+        for value in values:
+            if best != best:  # the first point sets the best
+                best = value
+            elif (value < best - delta) if minimize else (value > best + delta):
+                best, since = value, 0
+            else:
+                since += 1
+        state.best, state.since_best = best, since
+        return True
+
     def update(self, state: _PlateauState, timestamp: float, value: float) -> Verdict | None:
         if math.isnan(state.best):
             if math.isnan(value):
@@ -134,13 +201,33 @@ class Change(Evaluator):
     def new_state(self) -> deque[float]:
         return deque(maxlen=self.spec.window + self.spec.baseline)
 
+    def absorb_quiet(self, state: deque[float], stamps: Sequence[float], values: Sequence[float],
+                     low: float, high: float) -> bool:
+        if state:
+            if not math.isfinite(sum(state)):
+                return False
+            low, high = min(low, *state), max(high, *state)
+        low, high = _widened(low, high)
+        # Both means lie in [low, high]: the change is at most the range, relative to at least the
+        # smaller magnitude when the range keeps one sign.
+        most = high - low
+        if self.relative is not None:
+            if low <= 0 <= high:
+                return False
+            quiet = most / min(abs(low), abs(high)) < self.relative
+        else:
+            quiet = most < (self.absolute or 0.0)
+        if quiet:
+            state.extend(values)
+        return quiet
+
     def update(self, state: deque[float], timestamp: float, value: float) -> Verdict | None:
         state.append(value)
         if len(state) < state.maxlen:  # type: ignore[operator]
             return None
         values = list(state)
-        baseline = math.fsum(values[:self.spec.baseline]) / self.spec.baseline
-        recent = math.fsum(values[self.spec.baseline:]) / self.spec.window
+        baseline = _fsum(values[:self.spec.baseline]) / self.spec.baseline
+        recent = _fsum(values[self.spec.baseline:]) / self.spec.window
         delta = recent - baseline
         if self.spec.direction == "increase":
             signed = delta
@@ -167,13 +254,35 @@ class ZScore(Evaluator):
     def new_state(self) -> deque[float]:
         return deque(maxlen=self.spec.window)
 
+    def absorb_quiet(self, state: deque[float], stamps: Sequence[float], values: Sequence[float],
+                     low: float, high: float) -> bool:
+        window, count = self.spec.window, len(values)
+        if len(state) + count <= window:  # still filling: no verdict yet
+            state.extend(values)
+            return True
+        if len(state) < window or count >= window or not math.isfinite(sum(state)):
+            return False
+        # Every window judged here holds the old window's last (window - count) values, so its spread is
+        # at least theirs, and a sample's std is at least spread / sqrt(2 (n - 1)) (its two extremes alone
+        # give that much). The distance of a value from a window's mean is at most the whole range.
+        core = list(state)[count:]
+        spread = max(core) - min(core)
+        if not spread > 0:
+            return False
+        low, high = _widened(min(low, *state), max(high, *state))
+        bound = (high - low) * math.sqrt(2 * (window - 1)) / spread * (1 + 1e-9)
+        if bound > self.spec.threshold:
+            return False
+        state.extend(values)
+        return True
+
     def update(self, state: deque[float], timestamp: float, value: float) -> Verdict | None:
         if len(state) < self.spec.window:
             if math.isfinite(value):
                 state.append(value)
             return None
-        mean = math.fsum(state) / len(state)
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in state) / (len(state) - 1))
+        mean = _fsum(state) / len(state)
+        std = math.sqrt(_fsum((v - mean) ** 2 for v in state) / (len(state) - 1))
         if math.isnan(value):
             score = math.nan
         elif std == 0:

@@ -15,13 +15,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from operator import itemgetter, le, lt
 from typing import Any, Literal
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
 from alerts.presentation import iso, run_url
-from alerts.rules.conditions import Verdict
+from alerts.rules.columns import KeyColumn, key_columns
+from alerts.rules.conditions import Threshold, Verdict
 from alerts.rules.lifecycle import SeriesState, Transition, advance
 from alerts.rules.loader import Rule, RuleSet
+from alerts.rules.spec import Comparison, NotFinite
 from alerts.storage.base import RecordBatch, Store
 
 log = logging.getLogger(__name__)
@@ -61,12 +64,53 @@ class ActiveSeries:
     """The firing alert; None while pending."""
 
 
+Bound = tuple[int, Rule, SeriesState]
+"""A rule bound to its series of one key of one run, with its position in the key's plan."""
+
+
 @dataclass(slots=True)
 class _KeyPlan:
-    points: list[tuple[Rule, SeriesState]]
+    plain: list[Bound]
+    """Unsmoothed ``<``/``<=``/``>``/``>=`` and ``not finite`` thresholds: quiet together for a column whose
+    values stay within the bounds below (the tightest threshold of each operator)."""
+    points: list[Bound]
+    """Every other point-driven rule."""
     exprs: list[Rule]
     absents: list[Rule]
     expr_map: dict[str, Rule] = field(default_factory=dict)
+    above: float = math.inf
+    """Quiet while the greatest value is <= this (least ``>`` threshold) ..."""
+    at_or_above: float = math.inf
+    """... < this (least ``>=`` threshold) ..."""
+    below: float = -math.inf
+    """... and the least value is >= this (greatest ``<`` threshold) ..."""
+    at_or_below: float = -math.inf
+    """... and > this (greatest ``<=`` threshold)."""
+
+    def plain_quiet(self, low: float, high: float) -> bool:
+        return high <= self.above and high < self.at_or_above and low >= self.below and low > self.at_or_below
+
+
+def _key_plan(bound: list[Bound], exprs: list[Rule], absents: list[Rule]) -> _KeyPlan:
+    plan = _KeyPlan([], [], exprs, absents, {rule.name: rule for rule in exprs})
+    for item in bound:
+        evaluator = item[1].evaluator
+        condition = evaluator.condition if isinstance(evaluator, Threshold) and evaluator.over is None else None
+        if isinstance(condition, NotFinite):
+            plan.plain.append(item)
+        elif isinstance(condition, Comparison) and condition.op in ("<", "<=", ">", ">="):
+            plan.plain.append(item)
+            if condition.op == ">":
+                plan.above = min(plan.above, condition.threshold)
+            elif condition.op == ">=":
+                plan.at_or_above = min(plan.at_or_above, condition.threshold)
+            elif condition.op == "<":
+                plan.below = max(plan.below, condition.threshold)
+            else:
+                plan.at_or_below = max(plan.at_or_below, condition.threshold)
+        else:
+            plan.points.append(item)
+    return plan
 
 
 @dataclass
@@ -124,8 +168,11 @@ class RuleEngine:
 
     def __init__(self, store: Store, sink: AlertSink, *, public_url: str,
                  clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()), shortcuts: bool = True) -> None:
+        """``shortcuts=False`` judges every point through ``Evaluator.update``: the straight evaluation the
+        property tests hold the column shortcuts (``absorb_quiet``, plain thresholds) against."""
         self._store = store
+        self._shortcuts = shortcuts
         self._sink = sink
         self._public_url = public_url
         self._clock = clock
@@ -134,6 +181,8 @@ class RuleEngine:
         self._index = _Index()
         self._runs: dict[int, _RunContext] = {}
         self._series: dict[SeriesKey, SeriesState] = {}
+        self._everywhere: set[str] = set()
+        """Names of the rules without a ``where``: they apply to every run, nothing to check per run."""
 
     @property
     def rules(self) -> list[Rule]:
@@ -211,59 +260,119 @@ class RuleEngine:
         rules = {rule.name: (keep or {}).get(rule.name, rule) for rule in ruleset.rules}
         self._rules = rules
         self._index = build_index(list(rules.values()))
+        self._everywhere = {name for name, rule in rules.items() if rule.spec.where.matches_every_run()}
         for context in self._runs.values():
             context.matches.clear()
             context.plans.clear()
 
     # Ingest events --------------------------------------------------------------------------------
     async def on_batch(self, run: Run, batch: RecordBatch) -> None:
+        """Judge a batch's points: series by series over each key's column of points (a quiet column in
+        one step, ``Evaluator.absorb_quiet``), then ``expr`` rules step by step. Alert changes are emitted
+        in the order a point-by-point pass makes them (each is tagged with the point that caused it)."""
         if run.state.is_terminal:
             return  # late points of an ended run (e.g. a final flush after a heartbeat crash): stored only
+        points = batch.points
+        if not points:
+            return
         context = self._context(run)
         now = self._clock()
-        changes: list[Alert] = []
-        dirty_expr: dict[str, Rule] = {}
-        current_step: int | None = None
-        last_ts = 0.0
         plans = context.plans
-        absent_done: set[str] = set()
-        for key, step, timestamp, value in batch.points:
-            if step != current_step and dirty_expr:
-                self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
-                dirty_expr = {}
-            current_step, last_ts = step, timestamp
+        changes: list[tuple[tuple[int, int, int], Alert]] = []
+        has_exprs = False
+        for column in key_columns(points):
+            key = column.key
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = self._plan(context, key)
-            for rule, state in plan.points:
+            if plan.points or plan.plain:
+                self._judge_column(context, column, plan, changes)
+            has_exprs = has_exprs or bool(plan.exprs)
+            if plan.absents:
+                # ``now`` is one instant for the whole batch: a key's later points would repeat this.
+                for position, rule in enumerate(plan.absents):
+                    context.last_seen[rule.name] = now
+                    absent_state = self._series.get((rule.name, run.pk, ""))
+                    if absent_state is not None and absent_state.alert is not None:
+                        changes.append(((column.first, 2, position),
+                                        self._resolve(absent_state, now, "points resumed")))
+        if has_exprs:
+            self._judge_exprs(context, points, changes)
+        if len(changes) > 1:
+            changes.sort(key=itemgetter(0))
+        await self._emit([alert for _, alert in changes], run)
+
+    def _judge_column(self, context: _RunContext, column: KeyColumn, plan: _KeyPlan,
+                      changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+        steps, stamps, values = column.steps, column.stamps, column.values
+        first_step, first_stamp, last_step, last_stamp = steps[0], stamps[0], steps[-1], stamps[-1]
+        # A column judged in one step: steps rising, stamps not falling, every value finite.
+        whole = self._shortcuts and (len(steps) == 1 or (all(map(lt, steps, steps[1:]))
+                                                          and all(map(le, stamps, stamps[1:]))))
+        if whole and math.isfinite(sum(values)):
+            low, high = min(values), max(values)
+        else:
+            whole = False
+        todo = plan.plain
+        if whole and todo and plan.plain_quiet(low, high):
+            # The plain thresholds all stay quiet; a series that is pending or firing, or has seen later
+            # points, is judged point by point with the other rules.
+            todo = []
+            for item in plan.plain:
+                state = item[2]
+                if state.pending_count or state.alert is not None or not (
+                        first_step > state.last_step
+                        or (first_step == state.last_step and first_stamp > state.last_timestamp)):
+                    todo.append(item)
+                else:
+                    state.last_step, state.last_timestamp = last_step, last_stamp
+        if plan.points:
+            todo = todo + plan.points if todo else plan.points
+        for position, rule, state in todo:
+            evaluator = rule.evaluator
+            assert evaluator is not None
+            if whole and not state.pending_count and state.alert is None \
+                    and (first_step > state.last_step
+                         or (first_step == state.last_step and first_stamp > state.last_timestamp)) \
+                    and evaluator.absorb_quiet(state.eval_state, stamps, values, low, high):
+                state.last_step, state.last_timestamp = last_step, last_stamp
+                continue  # the common case: a quiet series stays quiet
+            plain = evaluator.plain if self._shortcuts else None
+            for index, step, timestamp, value in zip(column.indices, steps, stamps, values, strict=True):
                 if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
                     continue  # out-of-order or duplicate: stored, but judged only once, in order
                 # A later sample at the same step (system metrics while training is stuck) is judged.
                 state.last_step, state.last_timestamp = step, timestamp
-                plain = rule.evaluator.plain  # type: ignore[union-attr]
                 if plain is not None and not state.pending_count and state.alert is None and not plain(value):
-                    continue  # the common case: a quiet series stays quiet
-                verdict = rule.evaluator.update(state.eval_state, timestamp, value)  # type: ignore[union-attr]
+                    continue
+                verdict = evaluator.update(state.eval_state, timestamp, value)
                 if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
                     transition = advance(rule.spec, state, verdict, timestamp)
                     if transition is Transition.FIRE:
-                        changes.append(self._fire(rule, context, state, key, verdict, step, timestamp))
+                        changes.append(((index, 1, position),
+                                        self._fire(rule, context, state, column.key, verdict, step, timestamp)))
                     elif transition is Transition.RESOLVE:
-                        changes.append(self._resolve(state, timestamp, "condition cleared"))
+                        changes.append(((index, 1, position), self._resolve(state, timestamp, "condition cleared")))
+
+    def _judge_exprs(self, context: _RunContext, points: list[tuple[str, int, float, float]],
+                     changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+        """``expr`` rules in point order: each is judged once per step that changed one of its names."""
+        plans = context.plans
+        latest = context.latest
+        dirty: dict[str, Rule] = {}
+        current_step: int | None = None
+        last_ts = 0.0
+        for index, (key, step, timestamp, value) in enumerate(points):
+            if step != current_step and dirty:
+                self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, index)
+                dirty = {}
+            current_step, last_ts = step, timestamp
+            plan = plans[key]
             if plan.exprs:
-                context.latest[key] = value
-                dirty_expr.update(plan.expr_map)  # as setting each name in turn: first-seen order kept
-            if plan.absents and key not in absent_done:
-                # ``now`` is one instant for the whole batch: a key's later points would repeat this.
-                absent_done.add(key)
-                for rule in plan.absents:
-                    context.last_seen[rule.name] = now
-                    absent_state = self._series.get((rule.name, run.pk, ""))
-                    if absent_state is not None and absent_state.alert is not None:
-                        changes.append(self._resolve(absent_state, now, "points resumed"))
-        if dirty_expr:
-            self._evaluate_exprs(context, dirty_expr, current_step or 0, last_ts, changes)
-        await self._emit(changes, run)
+                latest[key] = value
+                dirty.update(plan.expr_map)  # as setting each name in turn: first-seen order kept
+        if dirty:
+            self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, len(points))
 
     async def on_run_event(self, event: RunEvent) -> None:
         run = event.run
@@ -324,21 +433,21 @@ class RuleEngine:
     # Evaluation -----------------------------------------------------------------------------------
     def _plan(self, context: _RunContext, key: str) -> _KeyPlan:
         index = self._index
-        bound = []
+        bound: list[Bound] = []
         for rule in index.point_rules(key):
             if self._applies(rule, context):
                 series_key = (rule.name, context.run.pk, key)
                 state = self._series.get(series_key)
                 if state is None:
                     state = self._series[series_key] = self._new_series(rule)
-                bound.append((rule, state))
+                bound.append((len(bound), rule, state))
         exprs = [rule for rule in index.expr_by_key.get(key, ()) if self._applies(rule, context)]
         absents = [rule for rule in index.absent_rules(key) if self._applies(rule, context)]
-        return _KeyPlan(bound, exprs, absents, {rule.name: rule for rule in exprs})
+        return _key_plan(bound, exprs, absents)
 
     def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
-                        changes: list[Alert]) -> None:
-        for rule in rules.values():
+                        changes: list[tuple[tuple[int, int, int], Alert]], index: int) -> None:
+        for position, rule in enumerate(rules.values()):
             assert rule.spec.expr is not None
             holds, value, threshold = rule.spec.expr.describe(context.latest)
             if holds is None:
@@ -350,14 +459,18 @@ class RuleEngine:
             if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
                 continue
             state.last_step, state.last_timestamp = step, timestamp
+            if not holds and not state.pending_count and state.alert is None and self._shortcuts:
+                continue  # a quiet series stays quiet: no verdict to build
             verdict = Verdict(holds, not holds, math.nan if value is None else value, threshold)
             transition = advance(rule.spec, state, verdict, timestamp)
             if transition is Transition.FIRE:
-                changes.append(self._fire(rule, context, state, "", verdict, step, timestamp))
+                changes.append(((index, 0, position), self._fire(rule, context, state, "", verdict, step, timestamp)))
             elif transition is Transition.RESOLVE:
-                changes.append(self._resolve(state, timestamp, "condition cleared"))
+                changes.append(((index, 0, position), self._resolve(state, timestamp, "condition cleared")))
 
     def _applies(self, rule: Rule, context: _RunContext) -> bool:
+        if rule.name in self._everywhere:
+            return True
         matched = context.matches.get(rule.name)
         if matched is None:
             run = context.run

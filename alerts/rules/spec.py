@@ -41,6 +41,26 @@ class Comparison:
     def holds(self, value: float) -> bool:
         return self._compare(value, self.threshold)  # type: ignore[attr-defined, no-any-return]
 
+    def quiet_within(self, low: float, high: float, *, exact: bool) -> bool:
+        """No finite value in ``[low, high]`` satisfies the comparison. ``exact``: the values judged are
+        ``low``..``high`` themselves; otherwise they are means of such values, which rounding may carry
+        a hair outside the range, so the range is widened first."""
+        if not exact:
+            margin = (abs(low) + abs(high)) * 1e-9
+            low, high = low - margin, high + margin
+        op, threshold = self.op, self.threshold
+        if op == ">":
+            return high <= threshold
+        if op == ">=":
+            return high < threshold
+        if op == "<":
+            return low >= threshold
+        if op == "<=":
+            return low > threshold
+        if op == "==":
+            return not low <= threshold <= high
+        return False  # "!=": nearly everything holds
+
     def __str__(self) -> str:
         return f"{self.op} {self.threshold:g}"
 
@@ -51,6 +71,9 @@ class NotFinite:
 
     def holds(self, value: float) -> bool:
         return not math.isfinite(value)
+
+    def quiet_within(self, low: float, high: float, *, exact: bool) -> bool:
+        return True  # callers pass finite values only
 
     def __str__(self) -> str:
         return "not finite"
@@ -104,6 +127,10 @@ class Where(_Strict):
     job_type: str = "*"
     tags: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    def matches_every_run(self) -> bool:
+        """No condition at all: every run matches (``*`` matches any text, the empty one too)."""
+        return self.project == self.run == self.group == self.job_type == "*" and not self.tags and not self.config
 
     def matches(self, project: str, run_id: str, run_name: str, tags: list[str], config: dict[str, Any],
                 group: str | None = None, job_type: str | None = None) -> bool:

@@ -68,11 +68,13 @@ def create_series_columns(dbapi_connection: Any, _record: Any) -> None:
 
 
 async def read_series(conn: AsyncConnection, dialect: str, run_pk: int, key: str, *, x: SeriesX,
-                      start: float | None, end: float | None, width: int) -> SeriesData:
+                      start: float | None, end: float | None, width: int, blocks: bool = True) -> SeriesData:
+    """The series; ``blocks=False`` reads only points (when ``metric_blocks`` may lag behind them)."""
     if width < 1:
         raise ValueError(f"width must be at least 1, not {width}")
-    reader = _StepSeries if x == "step" else _TimeSeries
-    return await reader(conn, dialect, run_pk, key, start, end, width).read()
+    reader = (_StepSeries if x == "step" else _TimeSeries)(conn, dialect, run_pk, key, start, end, width)
+    reader.use_blocks = blocks
+    return await reader.read()
 
 
 _KINDS = (math.nan, _INF, -_INF)
@@ -110,6 +112,7 @@ class _Series:
         self.start, self.end = start, end
         self.run_pk = run_pk
         self.series_of = [m.run_pk == run_pk, m.key == key]
+        self.use_blocks = True
 
     def window(self) -> list[ColumnElement[bool]]:
         raise NotImplementedError
@@ -236,7 +239,8 @@ class _StepSeries(_Series):
         size = t.BLOCK_STEPS
         base = self.low // size * size
         per_column = -(-(self.high - base + 1) // self.width)
-        if steps <= 2 * self.width or per_column < 4 * size:  # coarser by more than a quarter: read points
+        # Coarser by more than a quarter: read points.
+        if not self.use_blocks or steps <= 2 * self.width or per_column < 4 * size:
             return False
         self.low, self.per_column = base, -(-per_column // size) * size
         self.count = -(-(self.high - base + 1) // self.per_column)
@@ -300,7 +304,7 @@ class _TimeSeries(_Series):
             row = (await self.conn.execute(select(func.count(), func.min(m.timestamp), func.max(m.timestamp))
                                            .where(*self.series_of))).one()
             points, extent = int(row[0]), (row[1], row[2])
-        if whole:
+        if whole and self.use_blocks:
             blocks = await self._from_blocks()
             if blocks is not None:
                 return blocks
@@ -420,7 +424,11 @@ def touched_blocks(run_pk: int, points: list[tuple[str, int, float, float]]) -> 
             span[0] = step
         elif step > span[1]:
             span[1] = step
+    return [{"run_pk": run_pk, "key": key, "low": first, "high": last}
+            for key, (first, last) in ((key, block_span(low, high)) for key, (low, high) in spans.items())]
+
+
+def block_span(low: int, high: int) -> tuple[int, int]:
+    """The first and last step of the whole blocks that steps ``low``..``high`` fall in."""
     size = t.BLOCK_STEPS
-    return [{"run_pk": run_pk, "key": key, "low": low // size * size,
-             "high": min(_STEP_MAX, high // size * size + size - 1)}
-            for key, (low, high) in spans.items()]
+    return low // size * size, min(_STEP_MAX, high // size * size + size - 1)

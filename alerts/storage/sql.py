@@ -48,6 +48,7 @@ from alerts.storage.base import (
 )
 from alerts.storage.files import SqlFiles
 from alerts.storage.series import BLOCK_UPSERT, create_series_columns, read_series, touched_blocks
+from alerts.storage.writer import SqliteWriter
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -70,8 +71,10 @@ class SqlStore(SqlFiles, Store):
         # SQLite has one writer at a time. Pooled connections racing for it do not queue: the loser
         # sleeps in SQLite's busy handler (1, 2, 5, 10... ms), which under concurrent requests cost more
         # than the writes. Writers of this process take turns on this lock instead; the busy timeout
-        # still covers other processes (the CLI adding a key or a silence).
-        self._writer = asyncio.Lock() if self._dialect == "sqlite" else None
+        # still covers other processes (the CLI adding a key or a silence) and the storage writer.
+        self._lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        # SQLite on a file: record batches go to one writer thread with its own connection (writer.py).
+        self._writer: SqliteWriter | None = None
         self._claim = _claim_statement(self._dialect)
 
     @property
@@ -81,8 +84,8 @@ class SqlStore(SqlFiles, Store):
         return self._engine
 
     async def open(self) -> None:
+        path = self._url[len("sqlite:///"):] if self._dialect == "sqlite" else ""
         if self._dialect == "sqlite":
-            path = self._url[len("sqlite:///"):]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -92,11 +95,18 @@ class SqlStore(SqlFiles, Store):
                 event.listen(self._engine.sync_engine, "connect", create_series_columns)
             async with self._engine.begin() as conn:
                 await conn.run_sync(_migrate)
+            if self._dialect == "sqlite" and _shareable(path):
+                writer = SqliteWriter(path)
+                await writer.start()
+                self._writer = writer
         except Exception as exc:  # the message must not carry the URL: it may hold a password
             raise StorageError(f"cannot open storage ({self._dialect}): {type(exc).__name__}: "
                                f"{_redact(str(exc), self._url)}") from None
 
     async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -104,7 +114,11 @@ class SqlStore(SqlFiles, Store):
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on exit."""
-        async with self._writer or nullcontext(), self.engine.begin() as conn:
+        async with self._lock or nullcontext(), self.engine.begin() as conn:
+            if self._writer is not None:
+                # Take SQLite's write lock now: a transaction that read first and then writes fails at once
+                # (SQLITE_BUSY, no busy wait) if the storage writer committed in between.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
     def _insert(self, table: Table) -> Any:
@@ -209,6 +223,10 @@ class SqlStore(SqlFiles, Store):
                                .values(last_contact=at))
 
     async def apply_records(self, run: Run, batch: RecordBatch, at: float) -> tuple[bool, RunEvent | None]:
+        if self._writer is not None:
+            if not (batch.media or batch.events or batch.exit is not None):
+                return await self._writer.apply(run.pk, batch, at), None
+            await self._writer.flush()  # this run's earlier batches first
         async with self._begin() as conn:
             if self._dialect == "sqlite":
                 # One hop to the driver's thread for the whole batch: through SQLAlchemy every statement
@@ -307,8 +325,22 @@ class SqlStore(SqlFiles, Store):
 
     async def series(self, run_pk: int, key: str, *, x: SeriesX = "step", start: float | None = None,
                      end: float | None = None, width: int = 1000) -> SeriesData:
-        async with self.engine.connect() as conn:  # one read transaction: every pass sees the same points
-            return await read_series(conn, self._dialect, run_pk, key, x=x, start=start, end=end, width=width)
+        if self._writer is None:
+            async with self.engine.connect() as conn:  # one read transaction: every pass sees the same points
+                return await read_series(conn, self._dialect, run_pk, key, x=x, start=start, end=end, width=width)
+        for _attempt in range(3):
+            async with self.engine.connect() as conn:
+                # One snapshot for the stale mark and every pass (pysqlite begins none for reads): the
+                # blocks are read only when, in it, the writer has rebuilt them for all of the run's points.
+                await conn.exec_driver_sql("BEGIN")
+                if await conn.scalar(select(t.runs.c.blocks_stale_low).where(t.runs.c.pk == run_pk)) is None:
+                    return await read_series(conn, self._dialect, run_pk, key, x=x, start=start, end=end,
+                                             width=width)
+            await self._writer.settle()
+        async with self.engine.connect() as conn:  # a run written faster than it settles: its points only
+            await conn.exec_driver_sql("BEGIN")
+            return await read_series(conn, self._dialect, run_pk, key, x=x, start=start, end=end, width=width,
+                                     blocks=False)
 
     async def steps_at(self, run_pk: int, timestamps: list[float]) -> dict[float, int | None]:
         found: dict[float, int | None] = {}
@@ -613,6 +645,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _shareable(path: str) -> bool:
+    """Whether a second connection opens the same database as the engine's (not an in-memory one)."""
+    return bool(path) and path != ":memory:" and not path.startswith("file:") and "?" not in path
 
 
 def _migrate(connection: Connection) -> None:

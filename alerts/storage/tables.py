@@ -68,9 +68,16 @@ runs = Table(
     Column("failure_reason", Text, nullable=True),
     Column("console_tail", Text, nullable=True),
     Column("last_seq", BigInteger, nullable=False, default=0),
+    # The steps whose metric_blocks still wait for a rebuild (SQLite: points commit first, the storage
+    # writer rebuilds the blocks in the background); NULL when the run's blocks are up to date.
+    Column("blocks_stale_low", BigInteger, nullable=True),
+    Column("blocks_stale_high", BigInteger, nullable=True),
     UniqueConstraint("project", "id", name="uq_runs_project_id"),
 )
 Index("ix_runs_state_contact", runs.c.state, runs.c.last_contact)
+# Only the runs with stale blocks: the rebuild finds them without reading every run.
+Index("ix_runs_blocks_stale", runs.c.blocks_stale_low, sqlite_where=runs.c.blocks_stale_low.isnot(None),
+      postgresql_where=runs.c.blocks_stale_low.isnot(None))
 
 run_events = Table(
     "run_events", metadata,

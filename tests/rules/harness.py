@@ -14,7 +14,9 @@ from alerts.storage import NewRun, RecordBatch, RunExit, Store, open_store
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, rules_yaml: str, *, channels: set[str] | None = None) -> None:
+    def __init__(self, tmp_path: Path, rules_yaml: str, *, channels: set[str] | None = None,
+                 shortcuts: bool = True) -> None:
+        self._shortcuts = shortcuts
         self.tmp_path = tmp_path
         path = tmp_path / "rules.yaml"
         path.write_text(textwrap.dedent(rules_yaml))
@@ -31,7 +33,8 @@ class Harness:
         async def sink(alerts: list[Alert], run: Run | None) -> None:
             self.events.extend(_copy(alert) for alert in alerts)
 
-        return RuleEngine(self.store, sink, public_url="http://localhost:8080", clock=lambda: self.now)
+        return RuleEngine(self.store, sink, public_url="http://localhost:8080", clock=lambda: self.now,
+                          shortcuts=self._shortcuts)
 
     async def start(self) -> Harness:
         await self.store.open()
