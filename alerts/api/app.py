@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from alerts import __version__
 from alerts.api import admin, alerts_routes, files, runs, series, silences
 from alerts.api.errors import install_error_handlers
+from alerts.api.records_fast import RecordsFastPath
 from alerts.errors import ConfigError
 from alerts.service import Service
 
@@ -64,6 +65,9 @@ def create_app(service: Service) -> FastAPI:
     from alerts.web import install as install_dashboard  # the web layer sits on top of the API
 
     install_dashboard(app, service)
+    # Outermost of ours: the SDK's record batches answered without the framework's per-request work.
+    app.add_middleware(RecordsFastPath, service=service, key_cache=app.state.key_cache,
+                       max_bytes=service.settings.server.max_body_bytes)
     return app
 
 

@@ -14,7 +14,8 @@ from alerts.service import Service
 _CACHE_SECONDS = 5.0  # a revoked key stops working within this long
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on every request.
     service: Service = request.app.state.service
     return service
 

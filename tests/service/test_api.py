@@ -206,3 +206,23 @@ def test_alerts_of_a_run_are_that_runs_only(service: ServiceProcess, project_key
     assert {f"from {run}", f"from {other}"} <= set(titles("project=vision"))
     response = service.api("GET", f"/api/v1/alerts?run={run}")  # admin: a run id needs its project
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "project"]
+
+
+def test_records_answers_are_the_same_on_the_fast_path(service: ServiceProcess, project_key: str, run: str) -> None:
+    """The records route's happy path skips the framework (alerts/api/records_fast.py); with the key cached
+    and the run known, every other case still gets the app's own answer."""
+    assert init_run(service, project_key, run).status_code == 200
+    batch = {"records": [{"seq": 1, "type": "history", "step": 0, "timestamp": time.time(), "data": {"a": 1.0}}]}
+    path = f"/api/v1/runs/vision/{run}/records"
+    assert service.api("POST", path, key=project_key, json=batch).json() == \
+        {"accepted": 1, "duplicates": 0, "last_seq": 1}
+    assert service.api("POST", path, key=project_key, json=batch).json() == \
+        {"accepted": 0, "duplicates": 1, "last_seq": 1}  # re-sent: applied once
+    gap = {"records": [{"seq": 5, "type": "config", "config": {}}]}
+    response = service.api("POST", path, key=project_key, json=gap)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "records", 0, "seq"]
+    other = service.create_key("audio")
+    assert service.api("GET", "/api/v1/auth", key=other).status_code == 200  # cached now
+    assert service.api("POST", path, key=other, json=batch).status_code == 403
+    response = httpx.post(f"{service.base_url}{path}", json=batch)
+    assert response.status_code == 401
