@@ -14,6 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from operator import itemgetter, le, lt
 from typing import Any, Literal
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 AlertSink = Callable[[list[Alert], Run | None], Awaitable[object]]
 SeriesKey = tuple[str, int, str]  # (rule name, run pk, metric key or "")
 _POINT_KINDS = ("when", "plateau", "change", "zscore")
+_NOTHING: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -280,6 +282,7 @@ class RuleEngine:
         plans = context.plans
         changes: list[tuple[tuple[int, int, int], Alert]] = []
         has_exprs = False
+        spans: dict[str, tuple[float, float] | None] = {}  # per key an expr reads: this batch's range (None: NaN/inf)
         for column in key_columns(points):
             key = column.key
             plan = plans.get(key)
@@ -287,7 +290,10 @@ class RuleEngine:
                 plan = plans[key] = self._plan(context, key)
             if plan.points or plan.plain:
                 self._judge_column(context, column, plan, changes)
-            has_exprs = has_exprs or bool(plan.exprs)
+            if plan.exprs:
+                has_exprs = True
+                values = column.values
+                spans[key] = (min(values), max(values)) if math.isfinite(sum(values)) else None
             if plan.absents:
                 # ``now`` is one instant for the whole batch: a key's later points would repeat this.
                 for position, rule in enumerate(plan.absents):
@@ -297,7 +303,7 @@ class RuleEngine:
                         changes.append(((column.first, 2, position),
                                         self._resolve(absent_state, now, "points resumed")))
         if has_exprs:
-            self._judge_exprs(context, points, changes)
+            self._judge_exprs(context, points, changes, self._quiet_exprs(context, spans))
         if len(changes) > 1:
             changes.sort(key=itemgetter(0))
         await self._emit([alert for _, alert in changes], run)
@@ -354,8 +360,38 @@ class RuleEngine:
                     elif transition is Transition.RESOLVE:
                         changes.append(((index, 1, position), self._resolve(state, timestamp, "condition cleared")))
 
+    def _quiet_exprs(self, context: _RunContext, spans: dict[str, tuple[float, float] | None]) -> set[str]:
+        """The quiet ``expr`` rules (neither pending nor firing) that cannot hold at any step of this batch:
+        their names range over the batch's values and the latest value before it (``Expr.cannot_hold``)."""
+        if not self._shortcuts:
+            return set()
+        latest = context.latest
+        ranges: dict[str, tuple[float, float]] = {}
+        for key in set(latest) | set(spans):
+            before = latest.get(key)
+            span = spans.get(key)
+            if before is not None and not math.isfinite(before):
+                continue
+            if span is None:
+                if key in spans or before is None:  # a NaN or inf in the batch, or no value at all
+                    continue
+                span = (before, before)
+            elif before is not None:
+                span = (min(span[0], before), max(span[1], before))
+            ranges[key] = span
+        quiet: set[str] = set()
+        for key in spans:
+            for rule in context.plans[key].exprs:
+                if rule.name in quiet:
+                    continue
+                state = self._series.get((rule.name, context.run.pk, ""))
+                if (state is None or (not state.pending_count and state.alert is None)) \
+                        and rule.spec.expr is not None and rule.spec.expr.cannot_hold(ranges):
+                    quiet.add(rule.name)
+        return quiet
+
     def _judge_exprs(self, context: _RunContext, points: list[tuple[str, int, float, float]],
-                     changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+                     changes: list[tuple[tuple[int, int, int], Alert]], quiet: set[str]) -> None:
         """``expr`` rules in point order: each is judged once per step that changed one of its names."""
         plans = context.plans
         latest = context.latest
@@ -364,7 +400,7 @@ class RuleEngine:
         last_ts = 0.0
         for index, (key, step, timestamp, value) in enumerate(points):
             if step != current_step and dirty:
-                self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, index)
+                self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, index, quiet)
                 dirty = {}
             current_step, last_ts = step, timestamp
             plan = plans[key]
@@ -372,7 +408,7 @@ class RuleEngine:
                 latest[key] = value
                 dirty.update(plan.expr_map)  # as setting each name in turn: first-seen order kept
         if dirty:
-            self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, len(points))
+            self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, len(points), quiet)
 
     async def on_run_event(self, event: RunEvent) -> None:
         run = event.run
@@ -446,10 +482,15 @@ class RuleEngine:
         return _key_plan(bound, exprs, absents)
 
     def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
-                        changes: list[tuple[tuple[int, int, int], Alert]], index: int) -> None:
+                        changes: list[tuple[tuple[int, int, int], Alert]], index: int,
+                        quiet: AbstractSet[str] = _NOTHING) -> None:
+        latest = context.latest
         for position, rule in enumerate(rules.values()):
             assert rule.spec.expr is not None
-            holds, value, threshold = rule.spec.expr.describe(context.latest)
+            if rule.name in quiet:  # cannot hold: only whether it has a value (every name has one) counts
+                holds, value, threshold = (False if rule.spec.expr.keys <= latest.keys() else None), None, None
+            else:
+                holds, value, threshold = rule.spec.expr.describe(latest)
             if holds is None:
                 continue
             series_key = (rule.name, context.run.pk, "")

@@ -70,6 +70,10 @@ _EXAMPLE = "e.g. `a` > 1"
 _Values = Mapping[str, float]
 _NumFn = Callable[[_Values], float | None]
 _CondFn = Callable[[_Values], bool | None]
+Spans = Mapping[str, tuple[float, float]]
+"""Per key, the least and greatest finite value it takes (over a batch of points)."""
+_SpanFn = Callable[[Spans], tuple[float, float] | None]
+_QuietFn = Callable[[Spans], bool]
 
 
 class ExprError(ValueError):
@@ -99,20 +103,23 @@ class Expr:
     leave unread).
     """
 
-    __slots__ = ("text", "keys", "_condition", "_comparison")
+    __slots__ = ("text", "keys", "_condition", "_comparison", "_quiet")
 
     text: str
     keys: frozenset[str]
     _condition: _CondFn
     _comparison: tuple[Callable[[float, float], bool], _NumFn, _NumFn] | None
+    _quiet: _QuietFn | None
 
     def __init__(self, text: str, keys: frozenset[str], condition: _CondFn,
-                 comparison: tuple[Callable[[float, float], bool], _NumFn, _NumFn] | None) -> None:
+                 comparison: tuple[Callable[[float, float], bool], _NumFn, _NumFn] | None,
+                 quiet: _QuietFn | None = None) -> None:
         """Internal: use :func:`parse_expr`. ``comparison`` is (op, left, right) when the top level is one."""
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "_condition", condition)
         object.__setattr__(self, "_comparison", comparison)
+        object.__setattr__(self, "_quiet", quiet)
 
     def evaluate(self, values: Mapping[str, float]) -> bool | None:
         """Whether the condition holds for ``values`` (metric key -> latest value).
@@ -120,6 +127,14 @@ class Expr:
         ``None`` when a key the result depends on is missing (or not a number). Never raises.
         """
         return self._condition(values)
+
+    def cannot_hold(self, spans: Spans) -> bool:
+        """True when no values within ``spans`` make the condition hold: interval arithmetic over the
+        compiled tree (``+ - * /``, ``abs``, ``min``, ``max``, comparisons, ``and``/``or``), where IEEE
+        rounding is monotone, so the bounds hold for the floats computed too. False when unsure (a key
+        without a span, ``not``, ``!=``, a divisor that may be 0, a bound that is not finite).
+        ``evaluate`` then still answers None for a key that has no value."""
+        return self._quiet is not None and self._quiet(spans)
 
     def describe(self, values: Mapping[str, float]) -> tuple[bool | None, float | None, float | None]:
         """``(result, value, threshold)`` for notification templates.
@@ -177,7 +192,7 @@ def parse_expr(text: str) -> Expr:
         raise ExprError(f"the expression is empty: expected a condition, {_EXAMPLE}", 1)
     parser = _Parser(_tokenize(text))
     root = parser.parse()
-    return Expr(text, frozenset(parser.keys), root.fn, root.comparison)
+    return Expr(text, frozenset(parser.keys), root.fn, root.comparison, root.quiet)
 
 
 # --- tokenizer -------------------------------------------------------------------------------------------------
@@ -281,6 +296,16 @@ class _Num:
     depth: int
     const: float | None = None
     """The value, when known at parse time (literals and arithmetic on them), for folding."""
+    span: _SpanFn | None = None
+    """The range of the value given the ranges of the keys (None: not bounded this way)."""
+
+    def bounds(self) -> _SpanFn | None:
+        if self.const is not None:
+            if not math.isfinite(self.const):
+                return None
+            fixed = (self.const, self.const)
+            return lambda spans: fixed
+        return self.span
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +315,8 @@ class _Cond:
     depth: int
     comparison: tuple[Callable[[float, float], bool], _NumFn, _NumFn] | None = None
     """(op, left, right) when this node is a single comparison, for :meth:`Expr.describe`."""
+    quiet: _QuietFn | None = None
+    """True when the condition cannot hold for values within the given spans (:meth:`Expr.cannot_hold`)."""
 
 
 _Node = _Num | _Cond
@@ -383,7 +410,8 @@ class _Parser:
             operands.append(self.condition(operand(), f"the right operand of '{word}'"))
         fns = tuple(node.fn for node in operands)
         fn = _all(fns) if word == "and" else _any(fns)
-        return _Cond(fn, first.column, self.depth(first.column, *operands))
+        return _Cond(fn, first.column, self.depth(first.column, *operands),
+                     quiet=_logical_quiet(word, [node.quiet for node in operands]))
 
     def parse_not(self) -> _Node:
         if not self.at_kw("not"):
@@ -408,7 +436,7 @@ class _Parser:
                             "e.g. `a` < `b` and `b` < `c`", second.column)
         compare = _COMPARISONS[op.text]
         return _Cond(_compare(compare, left, right), left.column, self.depth(op.column, left, right),
-                     (compare, left.fn, right.fn))
+                     (compare, left.fn, right.fn), _comparison_quiet(op.text, left.bounds(), right.bounds()))
 
     def parse_sum(self) -> _Node:
         return self.parse_arithmetic(("+", "-"), self.parse_product)
@@ -437,7 +465,8 @@ class _Parser:
         if operand.const is not None:
             value = -operand.const
             return _Num(_constant(value), op.column, 1, value)
-        return _Num(_negate(operand.fn), op.column, self.depth(op.column, operand))
+        return _Num(_negate(operand.fn), op.column, self.depth(op.column, operand),
+                    span=_unary_span(operand.bounds(), lambda low, high: (-high, -low)))
 
     def parse_primary(self) -> _Node:
         token = self.advance()
@@ -448,7 +477,7 @@ class _Parser:
                 raise ExprError(f"unknown function '{token.text}' at column {token.column}: expected abs, min or "
                                 "max", token.column)
             self.keys.add(token.text)
-            return _Num(_lookup(token.text), token.column, 1)
+            return _Num(_lookup(token.text), token.column, 1, span=_key_span(token.text))
         if token.kind == "kw":
             if token.text in ("inf", "nan"):
                 value = math.inf if token.text == "inf" else math.nan
@@ -498,8 +527,9 @@ class _Parser:
                             name.column)
         depth = self.depth(name.column, *args)
         if name.text == "abs":
-            return _Num(_abs(args[0].fn), name.column, depth)
-        return _Num(_extremum(name.text == "min", [arg.fn for arg in args]), name.column, depth)
+            return _Num(_abs(args[0].fn), name.column, depth, span=_unary_span(args[0].bounds(), _abs_span))
+        return _Num(_extremum(name.text == "min", [arg.fn for arg in args]), name.column, depth,
+                    span=_extremum_span(name.text == "min", [arg.bounds() for arg in args]))
 
 
 # --- closures -------------------------------------------------------------------------------------------------
@@ -563,7 +593,7 @@ def _arithmetic(op: Callable[[float, float], float], left: _Num, right: _Num, de
             a = lfn(values)
             return None if a is None else op(a, c)
 
-        return _Num(arithmetic_const, left.column, depth)
+        return _Num(arithmetic_const, left.column, depth, span=_arithmetic_span(op, left.bounds(), right.bounds()))
 
     def arithmetic(values: _Values) -> float | None:
         a = lfn(values)
@@ -574,7 +604,7 @@ def _arithmetic(op: Callable[[float, float], float], left: _Num, right: _Num, de
             return None
         return op(a, b)
 
-    return _Num(arithmetic, left.column, depth)
+    return _Num(arithmetic, left.column, depth, span=_arithmetic_span(op, left.bounds(), right.bounds()))
 
 
 def _negate(fn: _NumFn) -> _NumFn:
@@ -689,3 +719,104 @@ def _any(fns: tuple[_CondFn, ...]) -> _CondFn:
         return None if unknown else False
 
     return disjunction
+
+
+# --- ranges: interval arithmetic for Expr.cannot_hold ------------------------------------------------------------
+# Each span function maps the keys' ranges to the node's range, or None when it cannot bound it. Bounds are
+# computed with the same float operations as the values, and IEEE 754 rounding is monotone, so every value
+# computed from keys within their ranges lies within the bounds computed.
+
+
+def _finite(low: float, high: float) -> tuple[float, float] | None:
+    return (low, high) if math.isfinite(low) and math.isfinite(high) else None
+
+
+def _key_span(key: str) -> _SpanFn:
+    return lambda spans: spans.get(key)
+
+
+def _unary_span(inner: _SpanFn | None, map_bounds: Callable[[float, float], tuple[float, float]]) -> _SpanFn | None:
+    if inner is None:
+        return None
+
+    def span(spans: Spans) -> tuple[float, float] | None:
+        found = inner(spans)
+        return None if found is None else map_bounds(*found)
+
+    return span
+
+
+def _abs_span(low: float, high: float) -> tuple[float, float]:
+    if low >= 0:
+        return low, high
+    if high <= 0:
+        return -high, -low
+    return 0.0, max(-low, high)
+
+
+def _extremum_span(smallest: bool, inners: list[_SpanFn | None]) -> _SpanFn | None:
+    if any(inner is None for inner in inners):
+        return None
+    pick = min if smallest else max
+    fns = [inner for inner in inners if inner is not None]
+
+    def span(spans: Spans) -> tuple[float, float] | None:
+        found = [fn(spans) for fn in fns]
+        if any(bounds is None for bounds in found):
+            return None
+        lows, highs = zip(*found, strict=True)
+        return pick(lows), pick(highs)
+
+    return span
+
+
+def _arithmetic_span(op: Callable[[float, float], float], left: _SpanFn | None,
+                     right: _SpanFn | None) -> _SpanFn | None:
+    if left is None or right is None:
+        return None
+
+    def span(spans: Spans) -> tuple[float, float] | None:
+        a, b = left(spans), right(spans)
+        if a is None or b is None:
+            return None
+        if op is operator.add:
+            return _finite(a[0] + b[0], a[1] + b[1])
+        if op is operator.sub:
+            return _finite(a[0] - b[1], a[1] - b[0])
+        if op is _divide and b[0] <= 0.0 <= b[1]:
+            return None  # the divisor may be 0 (or change sign): unbounded
+        corners = [op(x, y) for x in a for y in b]
+        return _finite(min(corners), max(corners))
+
+    return span
+
+
+def _comparison_quiet(op: str, left: _SpanFn | None, right: _SpanFn | None) -> _QuietFn | None:
+    if left is None or right is None or op == "!=":
+        return None
+
+    def quiet(spans: Spans) -> bool:
+        a, b = left(spans), right(spans)
+        if a is None or b is None:
+            return False
+        if op == ">":
+            return a[1] <= b[0]
+        if op == ">=":
+            return a[1] < b[0]
+        if op == "<":
+            return a[0] >= b[1]
+        if op == "<=":
+            return a[0] > b[1]
+        return a[1] < b[0] or a[0] > b[1]  # "=="
+
+    return quiet
+
+
+def _logical_quiet(word: str, operands: list[_QuietFn | None]) -> _QuietFn | None:
+    """``and`` cannot hold when one operand cannot; ``or`` when none can."""
+    known = [fn for fn in operands if fn is not None]
+    if word == "and":
+        return (lambda spans: any(fn(spans) for fn in known)) if known else None
+    if len(known) < len(operands):
+        return None
+    return lambda spans: all(fn(spans) for fn in known)

@@ -89,6 +89,9 @@ rules:
   - {name: change-rel, metric: "c", change: {window: 2, baseline: 3, by: "50%"}}
   - {name: zscore, metric: "*", zscore: {window: 5, threshold: 2.5}}
   - {name: ratio, expr: "`a` - `b` > 0.6"}
+  - {name: spread, expr: "abs(`a` - `c`) >= 0.45 and max(`a`, `b`) * 2 > 1.5", for: 2}
+  - {name: either, expr: "`b` / `c` < 0.3 or min(`a`, `c`) <= 0.05"}
+  - {name: equal, expr: "`a` + `b` == 1"}
   - {name: quiet, metric: "*", absent: 1h}
 """
 
@@ -143,6 +146,7 @@ def test_the_property_sees_alerts() -> None:
     spike = [[(key, s, 1_800_000_000.0 + s, 0.99 if key == "a" else 0.01) for s in range(12, 16) for key in "abc"]]
     calm = [[(key, s, 1_800_000_000.0 + s, 0.5) for s in range(16, 30) for key in "abc"]]
     alerts = asyncio.run(_every_kind(steady + spike + calm, shortcuts=True))
-    assert {"gt", "ge", "le", "mean3", "zscore", "ratio"} <= {rule for rule, status, *_ in alerts if status == "firing"}
+    assert {"gt", "ge", "le", "mean3", "zscore", "ratio", "spread", "either"} <= \
+        {rule for rule, status, *_ in alerts if status == "firing"}
     assert {"gt", "ratio"} <= {rule for rule, status, *_ in alerts if status == "resolved"}
     assert alerts == asyncio.run(_every_kind(steady + spike + calm, shortcuts=False))
