@@ -47,6 +47,9 @@ class _RunContext:
     started_seen: float = 0.0
     plans: dict[str, _KeyPlan] = field(default_factory=dict)
     """Per metric key: the rules that apply to this run, bound to their series state (built once)."""
+    plain_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per metric key: the last (step, timestamp) its plain thresholds judged (they share one: a quiet
+    plain series has no state of its own; see ``_KeyPlan.plain``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +75,17 @@ Bound = tuple[int, Rule, SeriesState]
 
 @dataclass(slots=True)
 class _KeyPlan:
-    plain: list[Bound]
+    plain: list[tuple[int, Rule]]
     """Unsmoothed ``<``/``<=``/``>``/``>=`` and ``not finite`` thresholds: quiet together for a column whose
-    values stay within the bounds below (the tightest threshold of each operator)."""
+    values stay within the bounds below (the tightest threshold of each operator). Such a series keeps no
+    state while quiet (it would be most of the engine's memory): only its pending or firing ones do."""
     points: list[Bound]
     """Every other point-driven rule."""
     exprs: list[Rule]
     absents: list[Rule]
     expr_map: dict[str, Rule] = field(default_factory=dict)
+    active: dict[int, SeriesState] = field(default_factory=dict)
+    """The plain series (by position) that are pending or firing."""
     above: float = math.inf
     """Quiet while the greatest value is <= this (least ``>`` threshold) ..."""
     at_or_above: float = math.inf
@@ -93,15 +99,24 @@ class _KeyPlan:
         return high <= self.above and high < self.at_or_above and low >= self.below and low > self.at_or_below
 
 
-def _key_plan(bound: list[Bound], exprs: list[Rule], absents: list[Rule]) -> _KeyPlan:
-    plan = _KeyPlan([], [], exprs, absents, {rule.name: rule for rule in exprs})
-    for item in bound:
-        evaluator = item[1].evaluator
-        condition = evaluator.condition if isinstance(evaluator, Threshold) and evaluator.over is None else None
-        if isinstance(condition, NotFinite):
-            plan.plain.append(item)
-        elif isinstance(condition, Comparison) and condition.op in ("<", "<=", ">", ">="):
-            plan.plain.append(item)
+def _plain_condition(rule: Rule) -> Comparison | NotFinite | None:
+    evaluator = rule.evaluator
+    condition = evaluator.condition if isinstance(evaluator, Threshold) and evaluator.over is None else None
+    if isinstance(condition, NotFinite) or (isinstance(condition, Comparison)
+                                            and condition.op in ("<", "<=", ">", ">=")):
+        return condition
+    return None
+
+
+def _key_plan(plain: list[tuple[int, Rule, SeriesState | None]], bound: list[Bound], exprs: list[Rule],
+              absents: list[Rule]) -> _KeyPlan:
+    plan = _KeyPlan([], bound, exprs, absents, {rule.name: rule for rule in exprs})
+    for position, rule, state in plain:
+        plan.plain.append((position, rule))
+        if state is not None:
+            plan.active[position] = state
+        condition = _plain_condition(rule)
+        if isinstance(condition, Comparison):
             if condition.op == ">":
                 plan.above = min(plan.above, condition.threshold)
             elif condition.op == ">=":
@@ -110,8 +125,6 @@ def _key_plan(bound: list[Bound], exprs: list[Rule], absents: list[Rule]) -> _Ke
                 plan.below = max(plan.below, condition.threshold)
             else:
                 plan.at_or_below = max(plan.at_or_below, condition.threshold)
-        else:
-            plan.points.append(item)
     return plan
 
 
@@ -184,6 +197,7 @@ class RuleEngine:
         self._runs: dict[int, _RunContext] = {}
         self._series: dict[SeriesKey, SeriesState] = {}
         self._everywhere: set[str] = set()
+        self._plain_lists: dict[tuple[tuple[int, str], ...], list[tuple[int, Rule]]] = {}
         """Names of the rules without a ``where``: they apply to every run, nothing to check per run."""
 
     @property
@@ -263,6 +277,7 @@ class RuleEngine:
         self._rules = rules
         self._index = build_index(list(rules.values()))
         self._everywhere = {name for name, rule in rules.items() if rule.spec.where.matches_every_run()}
+        self._plain_lists = {}
         for context in self._runs.values():
             context.matches.clear()
             context.plans.clear()
@@ -319,22 +334,9 @@ class RuleEngine:
             low, high = min(values), max(values)
         else:
             whole = False
-        todo = plan.plain
-        if whole and todo and plan.plain_quiet(low, high):
-            # The plain thresholds all stay quiet; a series that is pending or firing, or has seen later
-            # points, is judged point by point with the other rules.
-            todo = []
-            for item in plan.plain:
-                state = item[2]
-                if state.pending_count or state.alert is not None or not (
-                        first_step > state.last_step
-                        or (first_step == state.last_step and first_stamp > state.last_timestamp)):
-                    todo.append(item)
-                else:
-                    state.last_step, state.last_timestamp = last_step, last_stamp
-        if plan.points:
-            todo = todo + plan.points if todo else plan.points
-        for position, rule, state in todo:
+        if plan.plain:
+            self._judge_plain(context, column, plan, whole and plan.plain_quiet(low, high), changes)
+        for position, rule, state in plan.points:
             evaluator = rule.evaluator
             assert evaluator is not None
             if whole and not state.pending_count and state.alert is None \
@@ -343,22 +345,58 @@ class RuleEngine:
                     and evaluator.absorb_quiet(state.eval_state, stamps, values, low, high):
                 state.last_step, state.last_timestamp = last_step, last_stamp
                 continue  # the common case: a quiet series stays quiet
-            plain = evaluator.plain if self._shortcuts else None
-            for index, step, timestamp, value in zip(column.indices, steps, stamps, values, strict=True):
-                if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
-                    continue  # out-of-order or duplicate: stored, but judged only once, in order
-                # A later sample at the same step (system metrics while training is stuck) is judged.
-                state.last_step, state.last_timestamp = step, timestamp
-                if plain is not None and not state.pending_count and state.alert is None and not plain(value):
-                    continue
-                verdict = evaluator.update(state.eval_state, timestamp, value)
-                if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
-                    transition = advance(rule.spec, state, verdict, timestamp)
-                    if transition is Transition.FIRE:
-                        changes.append(((index, 1, position),
-                                        self._fire(rule, context, state, column.key, verdict, step, timestamp)))
-                    elif transition is Transition.RESOLVE:
-                        changes.append(((index, 1, position), self._resolve(state, timestamp, "condition cleared")))
+            self._judge_points(context, column, position, rule, state, changes)
+
+    def _judge_plain(self, context: _RunContext, column: KeyColumn, plan: _KeyPlan, quiet: bool,
+                     changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+        """The plain thresholds of a key: nothing to do for a quiet column past what they have judged;
+        otherwise each is judged point by point, a quiet one on a state made for the column and kept only
+        if it turns pending."""
+        key = column.key
+        seen = context.plain_seen.get(key, (-1, -math.inf))
+        first = (column.steps[0], column.stamps[0])
+        if quiet and not plan.active and first > seen:
+            context.plain_seen[key] = (column.steps[-1], column.stamps[-1])
+            return
+        run_pk = context.run.pk
+        reached = seen
+        for position, rule in plan.plain:
+            state = plan.active.get(position)
+            if state is None:  # judged from where the quiet ones are
+                state = SeriesState(last_step=seen[0], last_timestamp=seen[1])
+                self._judge_points(context, column, position, rule, state, changes)
+                if state.pending_count or state.alert is not None:
+                    plan.active[position] = self._series[(rule.name, run_pk, key)] = state
+            else:
+                self._judge_points(context, column, position, rule, state, changes)
+                if not state.pending_count and state.alert is None:  # quiet again: back to no state
+                    del plan.active[position]
+                    self._series.pop((rule.name, run_pk, key), None)
+            reached = max(reached, (state.last_step, state.last_timestamp))
+        context.plain_seen[key] = reached
+
+    def _judge_points(self, context: _RunContext, column: KeyColumn, position: int, rule: Rule,
+                      state: SeriesState, changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+        """One series over a column, point by point."""
+        evaluator = rule.evaluator
+        assert evaluator is not None
+        plain = evaluator.plain if self._shortcuts else None
+        for index, step, timestamp, value in zip(column.indices, column.steps, column.stamps, column.values,
+                                                 strict=True):
+            if step < state.last_step or (step == state.last_step and timestamp <= state.last_timestamp):
+                continue  # out-of-order or duplicate: stored, but judged only once, in order
+            # A later sample at the same step (system metrics while training is stuck) is judged.
+            state.last_step, state.last_timestamp = step, timestamp
+            if plain is not None and not state.pending_count and state.alert is None and not plain(value):
+                continue
+            verdict = evaluator.update(state.eval_state, timestamp, value)
+            if verdict is not None and (verdict.holds or state.alert is not None or state.pending_count):
+                transition = advance(rule.spec, state, verdict, timestamp)
+                if transition is Transition.FIRE:
+                    changes.append(((index, 1, position),
+                                    self._fire(rule, context, state, column.key, verdict, step, timestamp)))
+                elif transition is Transition.RESOLVE:
+                    changes.append(((index, 1, position), self._resolve(state, timestamp, "condition cleared")))
 
     def _quiet_exprs(self, context: _RunContext, spans: dict[str, tuple[float, float] | None]) -> set[str]:
         """The quiet ``expr`` rules (neither pending nor firing) that cannot hold at any step of this batch:
@@ -470,16 +508,23 @@ class RuleEngine:
     def _plan(self, context: _RunContext, key: str) -> _KeyPlan:
         index = self._index
         bound: list[Bound] = []
-        for rule in index.point_rules(key):
-            if self._applies(rule, context):
-                series_key = (rule.name, context.run.pk, key)
-                state = self._series.get(series_key)
-                if state is None:
-                    state = self._series[series_key] = self._new_series(rule)
-                bound.append((len(bound), rule, state))
+        plain: list[tuple[int, Rule, SeriesState | None]] = []
+        for position, rule in enumerate(rule for rule in index.point_rules(key) if self._applies(rule, context)):
+            series_key = (rule.name, context.run.pk, key)
+            state = self._series.get(series_key)
+            if self._shortcuts and _plain_condition(rule) is not None:
+                plain.append((position, rule, state))  # a state only if pending or firing (restored)
+                continue
+            if state is None:
+                state = self._series[series_key] = self._new_series(rule)
+            bound.append((position, rule, state))
         exprs = [rule for rule in index.expr_by_key.get(key, ()) if self._applies(rule, context)]
         absents = [rule for rule in index.absent_rules(key) if self._applies(rule, context)]
-        return _key_plan(bound, exprs, absents)
+        plan = _key_plan(plain, bound, exprs, absents)
+        # Most runs have the same plain rules for a key: one list for all of them.
+        plan.plain = self._plain_lists.setdefault(tuple((position, rule.name) for position, rule in plan.plain),
+                                                  plan.plain)
+        return plan
 
     def _evaluate_exprs(self, context: _RunContext, rules: dict[str, Rule], step: int, timestamp: float,
                         changes: list[tuple[tuple[int, int, int], Alert]], index: int,

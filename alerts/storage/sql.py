@@ -114,12 +114,17 @@ class SqlStore(SqlFiles, Store):
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on exit."""
-        async with self._lock or nullcontext(), self.engine.begin() as conn:
-            if self._writer is not None:
-                # Take SQLite's write lock now: a transaction that read first and then writes fails at once
-                # (SQLITE_BUSY, no busy wait) if the storage writer committed in between.
+        async with self._lock or nullcontext():
+            if self._writer is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            # The storage writer steps aside (see SqliteWriter.paused), then SQLite's write lock is taken
+            # at once: a transaction that read first and then writes would fail (SQLITE_BUSY, no busy
+            # wait) if the writer committed in between.
+            async with self._writer.paused(), self.engine.begin() as conn:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield conn
+                yield conn
 
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)

@@ -20,12 +20,14 @@ busy handler, as the writer does for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 128
 """Batches committed together at most (a bound on one transaction's time and size)."""
+_LONGEST_PAUSE = 60.0
+"""Seconds a holder of :meth:`SqliteWriter.paused` may keep the writer waiting (a safety net)."""
 
 _CLAIM = "UPDATE runs SET last_seq = ?, last_contact = ? WHERE pk = ? AND last_seq = ?"
 # The stale range widens with the batch's steps; min()/max() of SQLite return NULL for a NULL argument.
@@ -57,7 +61,7 @@ _KEYS = ("WITH RECURSIVE found(key) AS (SELECT MIN(key) FROM metrics WHERE run_p
 
 @dataclass
 class _Job:
-    kind: Literal["write", "flush", "settle", "stop"]
+    kind: Literal["write", "flush", "settle", "stop", "pause"]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     run_pk: int = 0
@@ -77,6 +81,7 @@ class SqliteWriter:
         self._max_delay = max_delay
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._resumed = threading.Event()
         self._stale_since: float | None = None  # the writer thread's own: when blocks first went stale
 
     async def start(self) -> None:
@@ -114,7 +119,23 @@ class SqliteWriter:
             self._thread.join()
             self._thread = None
 
-    def _submit(self, kind: Literal["write", "flush", "settle", "stop"], **values: Any) -> asyncio.Future[Any]:
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold the writer between two of its transactions (after everything submitted before) while the
+        caller writes through another connection.
+
+        SQLite's busy handler makes a waiting connection sleep and retry (up to 100 ms a time), so beside a
+        writer that commits back to back it could wait for seconds; handing over is immediate. Nothing
+        inside may wait on this writer (apply, flush, settle): it waits for the block to end.
+        """
+        pause = self._submit("pause")
+        try:
+            await pause
+            yield
+        finally:
+            self._resumed.set()  # also when cancelled before the writer got to the pause: it then goes on
+
+    def _submit(self, kind: Literal["write", "flush", "settle", "stop", "pause"], **values: Any) -> asyncio.Future[Any]:
         if self._thread is None:
             raise RuntimeError("the storage writer is not running")
         loop = asyncio.get_running_loop()
@@ -167,7 +188,8 @@ class SqliteWriter:
             except queue.Empty:
                 break
         writes = [job for job in jobs if job.kind == "write"]
-        controls = [job for job in jobs if job.kind != "write"]
+        pauses = [job for job in jobs if job.kind == "pause"]
+        controls = [job for job in jobs if job.kind not in ("write", "pause")]
         try:
             outcomes = self._commit(writes, db) + self._control(controls, db)
         except Exception as exc:  # a bug here must not leave callers waiting forever
@@ -178,6 +200,12 @@ class SqliteWriter:
             by_loop.setdefault(job.loop, []).append(outcome)
         for loop, resolved in by_loop.items():  # one wake-up of each loop for the whole group
             _post(loop, resolved)
+        for pause in pauses:  # one at a time: each holder ends its block before the next begins
+            _post(pause.loop, [(pause.future, None, None)])
+            if not self._resumed.wait(timeout=_LONGEST_PAUSE):
+                log.warning("the storage writer was held for %ss; going on (SQLite's lock still orders writes)",
+                            _LONGEST_PAUSE)
+            self._resumed.clear()
         return not any(job.kind == "stop" for job in controls)
 
     def _control(self, controls: list[_Job], db: sqlite3.Connection) -> list[_Outcome]:

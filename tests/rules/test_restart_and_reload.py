@@ -92,4 +92,5 @@ async def test_ten_thousand_concurrent_runs(make_harness) -> None:  # type: igno
     assert len(h.fired("acc-low")) == 100  # runs 0, 100, ..., 9900 crossed the floor at step 3 only once
     assert {a.labels["run"] for a in h.fired()} == {f"r{i}" for i in range(0, 10_000, 100)}
     series = h.engine._series  # noqa: SLF001 - bounded state is the point of this test
-    assert len(series) == 20_000
+    # Plain thresholds keep a state only while pending or firing: the 100 firing series, not 20,000.
+    assert sorted(series) == sorted(("acc-low", run.pk, "acc") for run in runs if run.pk % 100 == 0)

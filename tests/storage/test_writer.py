@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -162,5 +163,35 @@ async def test_an_in_memory_store_writes_without_the_writer() -> None:
         run, _ = await store.upsert_run(new_run("r1"), T0)
         assert (await store.apply_records(run, RecordBatch(1, 1, points=points("v", range(100))), T0))[0]
         assert sum((await store.series(run.pk, "v")).counts) == 100
+    finally:
+        await store.close()
+
+
+async def test_another_connection_writes_while_the_writer_is_held(tmp_path: Path) -> None:
+    """``paused()`` hands SQLite's write lock over at once: batches submitted meanwhile wait in the queue,
+    uncommitted, and commit when the block ends; a pause cancelled before the writer reaches it holds nothing."""
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        run, _ = await store.upsert_run(new_run("r1"), T0)
+        writer = writer_of(store)
+        async with writer.paused():
+            with sqlite3.connect(db, timeout=0) as other:  # no busy wait: the lock must be free now
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("UPDATE runs SET notes = 'held' WHERE pk = ?", (run.pk,))
+                queued = asyncio.ensure_future(writer.apply(run.pk, RecordBatch(
+                    first_seq=1, last_seq=1, steps=[(0, T0, 0.0)], points=points("a", range(1))), T0))
+                await asyncio.sleep(0.2)
+                assert not queued.done()  # the writer is held
+                other.execute("COMMIT")
+        assert await asyncio.wait_for(queued, 30) is True
+        assert (await store.get_run("p", "r1")).notes == "held"  # type: ignore[union-attr]
+        cancelled = asyncio.ensure_future(writer.paused().__aenter__())
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        assert await asyncio.wait_for(writer.apply(run.pk, RecordBatch(
+            first_seq=2, last_seq=2, steps=[(1, T0 + 1, 1.0)], points=points("a", range(1, 2))), T0), 30) is True
     finally:
         await store.close()
