@@ -25,7 +25,8 @@ class RunExit:
 
 @dataclass
 class RecordBatch:
-    """Decoded run records, ready to write in one transaction (see ``ingest.records``)."""
+    """Decoded run records, ready to write in one transaction (see ``ingest.records``). Every point's step
+    is among ``steps`` (the SQLite writer relies on it to tell a batch that only appends)."""
 
     first_seq: int
     last_seq: int

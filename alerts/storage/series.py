@@ -413,6 +413,47 @@ def block_upsert_sql(where: str) -> str:
 BLOCK_UPSERT = block_upsert_sql("run_pk = :run_pk AND key = :key AND step >= :low AND step <= :high")
 
 
+# Merge a batch's new points into the stored blocks: counts add, bounds widen. Multi-argument min/max are
+# NULL when an argument is (an all-NaN side has no low/high): coalesce keeps the other side's.
+BLOCK_MERGE = (
+    f"INSERT INTO metric_blocks ({', '.join(_BLOCK_COLUMNS)}) VALUES ({', '.join('?' * len(_BLOCK_COLUMNS))}) "
+    "ON CONFLICT (run_pk, key, block) DO UPDATE SET first_step = min(first_step, excluded.first_step), "
+    "last_step = max(last_step, excluded.last_step), points = points + excluded.points, "
+    "valued = valued + excluded.valued, low = coalesce(min(low, excluded.low), low, excluded.low), "
+    "high = coalesce(max(high, excluded.high), high, excluded.high), "
+    "first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)")
+
+
+def summarize_blocks(run_pk: int, points: list[tuple[str, int, float, float]]) -> list[list[Any]]:
+    """:data:`BLOCK_MERGE` rows for ``points``, each (key, step) once: what :func:`block_summary_sql`
+    gives for them alone (NaN counts in ``points``, not ``valued``, and stays out of low/high)."""
+    size = t.BLOCK_STEPS
+    rows: dict[tuple[str, int], list[Any]] = {}
+    for key, step, at, value in points:
+        valued = value == value
+        row = rows.get((key, step // size))
+        if row is None:
+            rows[key, step // size] = [run_pk, key, step // size, step, step, 1, int(valued),
+                                       value if valued else None, value if valued else None, at, at]
+            continue
+        if step < row[3]:
+            row[3] = step
+        elif step > row[4]:
+            row[4] = step
+        row[5] += 1
+        if valued:
+            row[6] += 1
+            if row[7] is None or value < row[7]:
+                row[7] = value
+            if row[8] is None or value > row[8]:
+                row[8] = value
+        if at < row[9]:
+            row[9] = at
+        elif at > row[10]:
+            row[10] = at
+    return list(rows.values())
+
+
 def touched_blocks(run_pk: int, points: list[tuple[str, int, float, float]]) -> list[dict[str, Any]]:
     """Parameters of :data:`BLOCK_UPSERT` for a batch: per key, the whole blocks its steps fall in."""
     spans: dict[str, list[int]] = {}

@@ -6,9 +6,12 @@ one queue put and one future; the thread writes every batch waiting in its queue
 (``BEGIN IMMEDIATE``, a ``SAVEPOINT`` per batch so one batch's claim miss or error leaves the others alone)
 and resolves the callers' futures only after ``COMMIT``: an acknowledged batch is durable.
 
-``metric_blocks`` are not rebuilt in the batch's transaction: the claim widens the run's stale step range
-(``runs.blocks_stale_low/high``) in the same transaction as the points, and the thread rebuilds the stale
-blocks in bulk when its queue has been idle for a moment, at least every ``max_delay`` under load, on
+``metric_blocks``: a batch that only appends (its steps rise and all lie beyond the run's last stored step,
+so none of its points was there before: what the SDK sends) is summarized in Python and merged into the
+blocks in its own transaction (counts add, bounds widen), without reading a point back. Any other batch
+(a step logged again, out of order) widens the run's stale step range (``runs.blocks_stale_low/high``) in
+the same transaction as its points, and the thread rebuilds the stale blocks from the points in bulk when
+its queue has been idle for a moment, at least every ``max_delay`` under load, on
 :meth:`SqliteWriter.settle` (before a read of blocks) and when it starts or stops. A crash between the two
 leaves the range in ``runs``, so the next start rebuilds it.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import queue
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from alerts.storage.base import RecordBatch
-from alerts.storage.series import BLOCK_UPSERT, block_span
+from alerts.storage.series import BLOCK_MERGE, BLOCK_UPSERT, block_span, summarize_blocks
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ _UPSERT_STEPS = ("INSERT INTO steps (run_pk, step, timestamp, runtime) VALUES (?
 _UPSERT_POINTS = ("INSERT INTO metrics (run_pk, key, step, timestamp, value) VALUES (?, ?, ?, ?, ?) "
                   "ON CONFLICT (run_pk, key, step) DO UPDATE SET timestamp = excluded.timestamp, "
                   "value = excluded.value")
+_LAST_STEP = "SELECT max(step) FROM steps WHERE run_pk = ?"
 _STALE_RUNS = "SELECT pk, blocks_stale_low, blocks_stale_high FROM runs WHERE blocks_stale_low IS NOT NULL"
 _FRESH = "UPDATE runs SET blocks_stale_low = NULL, blocks_stale_high = NULL WHERE pk = ?"
 # The keys of a run by a loose index scan of the (run_pk, key, step) primary key (see sql._METRIC_KEYS).
@@ -231,7 +236,7 @@ class SqliteWriter:
                 assert job.batch is not None
                 db.execute("SAVEPOINT batch")
                 try:
-                    claimed = _write(db, job.run_pk, job.batch, job.at)
+                    claimed, leaves_stale = _write(db, job.run_pk, job.batch, job.at)
                 except Exception as exc:
                     db.execute("ROLLBACK TO batch")
                     db.execute("RELEASE batch")
@@ -239,7 +244,7 @@ class SqliteWriter:
                     continue
                 db.execute("RELEASE batch")
                 outcomes.append((job.future, claimed, None))
-                stale = stale or (claimed and bool(job.batch.points))
+                stale = stale or leaves_stale
             db.execute("COMMIT")
         except Exception as exc:  # the group's transaction is lost: so is every batch of it
             if db.in_transaction:
@@ -285,8 +290,10 @@ def _connect(path: str) -> sqlite3.Connection:
     return db
 
 
-def _write(db: sqlite3.Connection, pk: int, batch: RecordBatch, at: float) -> bool:
-    if batch.points:
+def _write(db: sqlite3.Connection, pk: int, batch: RecordBatch, at: float) -> tuple[bool, bool]:
+    """Apply ``batch`` in the open transaction: (claimed, whether it left the run's blocks stale)."""
+    appends = bool(batch.points) and _only_appends(db, pk, batch)
+    if batch.points and not appends:
         steps = [step for _key, step, _at, _value in batch.points]
         low, high = min(steps), max(steps)
         claim = db.execute(_CLAIM_POINTS, (batch.last_seq, at, low, low, high, high, pk, batch.first_seq - 1))
@@ -294,17 +301,32 @@ def _write(db: sqlite3.Connection, pk: int, batch: RecordBatch, at: float) -> bo
         claim = db.execute(_CLAIM, (batch.last_seq, at, pk, batch.first_seq - 1))
     # The conditional update is the guard against two concurrent deliveries of one batch.
     if not claim.rowcount:
-        return False
+        return False, False
     if batch.steps:
         db.executemany(_UPSERT_STEPS, [(pk, s, ts, rt) for s, ts, rt in batch.steps])
     if batch.points:
         db.executemany(_UPSERT_POINTS, [(pk, k, s, ts, None if v != v else v) for k, s, ts, v in batch.points])
+    if appends:
+        db.executemany(BLOCK_MERGE, summarize_blocks(pk, batch.points))
     # JSON as SQLAlchemy's JSON type stores it on SQLite (json.dumps, no custom serializer).
     if batch.config is not None:
         db.execute("UPDATE runs SET config = ? WHERE pk = ?", (json.dumps(batch.config), pk))
     if batch.summary is not None:
         db.execute("UPDATE runs SET summary = ? WHERE pk = ?", (json.dumps(batch.summary), pk))
-    return True
+    return True, bool(batch.points) and not appends
+
+
+def _only_appends(db: sqlite3.Connection, pk: int, batch: RecordBatch) -> bool:
+    """Whether every point of ``batch`` is new to the run: its steps rise strictly (one record per step, so
+    one point per key and step), its points lie on them, and the first lies beyond every stored step
+    (ingest stores a point only with its step). Then its block summaries can be merged into the stored ones."""
+    steps = [step for step, _at, _runtime in batch.steps]
+    if not steps or any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+        return False
+    if not {step for _key, step, _at, _value in batch.points} <= set(steps):
+        return False
+    (last,) = db.execute(_LAST_STEP, (pk,)).fetchone()
+    return last is None or steps[0] > last
 
 
 def _post(loop: asyncio.AbstractEventLoop, outcomes: list[_Outcome]) -> None:

@@ -195,3 +195,49 @@ async def test_another_connection_writes_while_the_writer_is_held(tmp_path: Path
             first_seq=2, last_seq=2, steps=[(1, T0 + 1, 1.0)], points=points("a", range(1, 2))), T0), 30) is True
     finally:
         await store.close()
+
+
+async def test_batches_that_only_append_merge_their_blocks_and_others_rebuild_them(tmp_path: Path) -> None:
+    """SDK-shaped batches (rising steps beyond the stored ones) merge their summaries into the blocks in
+    their own transaction; a step logged again or a batch out of order is rebuilt from the points. Either
+    way the blocks say what the points say, NaN and ±inf included."""
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        writer = writer_of(store)
+        writer._idle_delay = writer._max_delay = 3600.0  # nothing rebuilt in the background
+        run, _ = await store.upsert_run(new_run("r1"), T0)
+        special = {3: float("nan"), 17: float("inf"), 18: float("-inf"), 40: float("nan"), 41: float("nan")}
+
+        def batch(seq: int, steps: list[int], shift: float = 0.0) -> RecordBatch:
+            return RecordBatch(seq, seq, steps=[(step, T0 + step, None) for step in steps],
+                               points=[(key, step, T0 + step, special.get(step, step % 7 + shift))
+                                       for step in steps for key in ("a", "b") if (key, step % 5) != ("b", 0)])
+
+        def stale() -> list[Any]:
+            with sqlite3.connect(db) as conn:
+                return conn.execute("SELECT blocks_stale_low, blocks_stale_high FROM runs").fetchall()
+
+        seq = 0
+        for first in range(0, 60, 7):  # appends, blocks split across batches
+            seq += 1
+            assert (await store.apply_records(run, batch(seq, list(range(first, first + 7))), T0))[0]
+        assert stale() == [(None, None)]
+        stored, expected = blocks_as_points_say(db)
+        assert stored == expected and stored
+        seq += 1  # a step written again: the points replace the old ones, the blocks are rebuilt
+        assert (await store.apply_records(run, batch(seq, [20, 21], shift=100.0), T0))[0]
+        assert stale() == [(20, 21)]
+        seq += 1  # a batch whose steps fall: not an append either
+        assert (await store.apply_records(run, batch(seq, [70, 65]), T0))[0]
+        assert stale() == [(20, 70)]
+        await writer.settle()
+        stored, expected = blocks_as_points_say(db)
+        assert stored == expected and stale() == [(None, None)]
+        seq += 1  # appends again after a rebuild
+        assert (await store.apply_records(run, batch(seq, [71, 72, 80]), T0))[0]
+        stored, expected = blocks_as_points_say(db)
+        assert stored == expected and stale() == [(None, None)]
+    finally:
+        await store.close()
