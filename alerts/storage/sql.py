@@ -7,6 +7,7 @@ everything else is shared SQL.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -223,6 +224,10 @@ class SqlStore(SqlFiles, Store):
                 for name, count, running, last in rows]
 
     async def touch_run(self, run_pk: int, at: float) -> None:
+        if self._writer is not None:
+            await self._writer.run(_executing("UPDATE runs SET last_contact = ? WHERE pk = ? AND last_contact < ?",
+                                              [(at, run_pk, at)]))
+            return
         async with self._begin() as conn:
             await conn.execute(update(t.runs).where(t.runs.c.pk == run_pk, t.runs.c.last_contact < at)
                                .values(last_contact=at))
@@ -371,33 +376,32 @@ class SqlStore(SqlFiles, Store):
                                   build: Callable[[AlertCall, int], Alert]) -> list[AlertCallOutcome]:
         if not calls:
             return []
+        client_ids = sorted({call.client_id for call in calls})
+        titles = sorted({call.title for call in calls})
+        if self._writer is not None:
+            def write(db: sqlite3.Connection) -> list[AlertCallOutcome]:
+                marks = ", ".join("?" * len(client_ids))
+                stored = dict(db.execute(f"SELECT client_id, id FROM alerts WHERE client_id IN ({marks})",
+                                         client_ids).fetchall())
+                marks = ", ".join("?" * len(titles))
+                state = {title: [at, suppressed] for title, at, suppressed in db.execute(
+                    "SELECT title, last_sent_at, suppressed FROM alert_throttles WHERE project = ? AND run_id = ? "
+                    f"AND title IN ({marks})", [project, run_id, *titles]).fetchall()}
+                outcomes, created, changed = _throttle(calls, stored, state, build)
+                db.executemany(_RAW_THROTTLE_UPSERT, [(project, run_id, title, state[title][0], state[title][1])
+                                                      for title in changed])
+                db.executemany(_RAW_ALERT_UPSERT, [_raw_alert_row(alert) for alert in created])
+                return outcomes
+            return await self._writer.run(write)
         throttles = t.alert_throttles.c
         async with self._begin() as conn:
             stored = {row.client_id: row.id for row in (await conn.execute(
-                select(t.alerts.c.client_id, t.alerts.c.id).where(
-                    t.alerts.c.client_id.in_({call.client_id for call in calls})))).all()}
+                select(t.alerts.c.client_id, t.alerts.c.id).where(t.alerts.c.client_id.in_(client_ids)))).all()}
             state = {row.title: [row.last_sent_at, row.suppressed] for row in (await conn.execute(
                 select(throttles.title, throttles.last_sent_at, throttles.suppressed).where(
                     throttles.project == project, throttles.run_id == run_id,
-                    throttles.title.in_({call.title for call in calls})))).all()}
-            outcomes: list[AlertCallOutcome] = []
-            created: list[Alert] = []
-            changed: set[str] = set()
-            for call in calls:
-                if call.client_id in stored:
-                    outcomes.append(AlertCallOutcome(call, "duplicate", stored[call.client_id]))
-                    continue
-                last = state.get(call.title)
-                changed.add(call.title)
-                if last is not None and call.at - last[0] < call.wait_duration:
-                    last[1] += 1
-                    outcomes.append(AlertCallOutcome(call, "suppressed", None))
-                    continue
-                alert = build(call, 0 if last is None else int(last[1]))
-                state[call.title] = [call.at, 0]
-                stored[call.client_id] = alert.id  # a repeated id within the batch is a duplicate too
-                created.append(alert)
-                outcomes.append(AlertCallOutcome(call, "created", alert.id, alert))
+                    throttles.title.in_(titles)))).all()}
+            outcomes, created, changed = _throttle(calls, stored, state, build)
             if changed:
                 stmt = self._insert(t.alert_throttles)
                 await conn.execute(stmt.on_conflict_do_update(
@@ -411,6 +415,10 @@ class SqlStore(SqlFiles, Store):
 
     async def save_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
+            return
+        if self._writer is not None:
+            rows = [_raw_alert_row(alert) for alert in alerts]
+            await self._writer.run(_executing(_RAW_ALERT_UPSERT, rows))
             return
         stmt = self._insert(t.alerts)
         columns = [c.name for c in t.alerts.columns if c.name != "id"]
@@ -443,6 +451,15 @@ class SqlStore(SqlFiles, Store):
     async def enqueue_notifications(self, notifications: list[Notification],
                                     channel_state: list[ChannelState] | None = None) -> None:
         if not notifications and not channel_state:
+            return
+        if self._writer is not None:
+            outbox = [_raw_notification_row(n) for n in notifications]
+            states = [(s.channel, s.key, json.dumps(s.value), s.at) for s in channel_state or []]
+
+            def write(db: sqlite3.Connection) -> None:
+                db.executemany(_RAW_NOTIFICATION_INSERT, outbox)
+                db.executemany(_RAW_CHANNEL_STATE_UPSERT, states)
+            await self._writer.run(write)
             return
         async with self._begin() as conn:
             if notifications:
@@ -722,6 +739,70 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "ends_at": alert.ends_at, "suppressed_count": alert.suppressed_count, "delayed": alert.delayed,
         "created_at": alert.created_at, "resolved_reason": alert.resolved_reason,
     }
+
+
+# The alert path's writes as plain SQLite statements for the storage writer's thread (SqliteWriter.run),
+# storing what SQLAlchemy would: JSON as its JSON type writes it on SQLite (json.dumps), booleans as 0/1.
+def _throttle(calls: list[AlertCall], stored: dict[str, str], state: dict[str, list[Any]],
+              build: Callable[[AlertCall, int], Alert]) -> tuple[list[AlertCallOutcome], list[Alert], list[str]]:
+    """``alert()`` calls (in time order) against the stored client ids and throttle windows (``state``:
+    title -> [last sent at, suppressed since], updated here): the outcomes, the alerts to insert and the
+    titles whose throttle row changed."""
+    outcomes: list[AlertCallOutcome] = []
+    created: list[Alert] = []
+    changed: dict[str, None] = {}
+    for call in calls:
+        if call.client_id in stored:
+            outcomes.append(AlertCallOutcome(call, "duplicate", stored[call.client_id]))
+            continue
+        last = state.get(call.title)
+        changed[call.title] = None
+        if last is not None and call.at - last[0] < call.wait_duration:
+            last[1] += 1
+            outcomes.append(AlertCallOutcome(call, "suppressed", None))
+            continue
+        alert = build(call, 0 if last is None else int(last[1]))
+        state[call.title] = [call.at, 0]
+        stored[call.client_id] = alert.id  # a repeated id within the batch is a duplicate too
+        created.append(alert)
+        outcomes.append(AlertCallOutcome(call, "created", alert.id, alert))
+    return outcomes, created, list(changed)
+
+
+def _raw_upsert(table: Table, conflict: list[str]) -> str:
+    names = [c.name for c in table.columns]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in conflict)
+    return (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}")
+
+
+_RAW_ALERT_UPSERT = _raw_upsert(t.alerts, ["id"])
+_RAW_THROTTLE_UPSERT = _raw_upsert(t.alert_throttles, ["project", "run_id", "title"])
+_RAW_NOTIFICATION_INSERT = (f"INSERT INTO notifications ({', '.join(c.name for c in t.notifications.columns)}) "
+                            f"VALUES ({', '.join('?' * len(t.notifications.columns))})")
+_RAW_CHANNEL_STATE_UPSERT = ("INSERT INTO channel_state (channel, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (channel, key) DO UPDATE SET value = excluded.value, "
+                             "updated_at = excluded.updated_at")
+
+
+def _executing(sql: str, rows: list[tuple[Any, ...]]) -> Callable[[sqlite3.Connection], None]:
+    """Work for :meth:`SqliteWriter.run`: ``sql`` once per row."""
+    def work(db: sqlite3.Connection) -> None:
+        db.executemany(sql, rows)
+    return work
+
+
+def _raw_alert_row(alert: Alert) -> tuple[Any, ...]:
+    row = _alert_row(alert)
+    row["labels"] = json.dumps(row["labels"])
+    return tuple(row[c.name] for c in t.alerts.columns)
+
+
+def _raw_notification_row(n: Notification) -> tuple[Any, ...]:
+    row = {"id": n.id, "channel": n.channel, "group_key": n.group_key, "status": n.status.value,
+           "message": json.dumps(n.message), "attempts": n.attempts, "next_attempt_at": n.next_attempt_at,
+           "last_error": n.last_error, "created_at": n.created_at, "delivered_at": n.delivered_at}
+    return tuple(row[c.name] for c in t.notifications.columns)
 
 
 def _alert(row: Any) -> Alert:

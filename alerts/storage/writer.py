@@ -15,6 +15,10 @@ its queue has been idle for a moment, at least every ``max_delay`` under load, o
 :meth:`SqliteWriter.settle` (before a read of blocks) and when it starts or stops. A crash between the two
 leaves the range in ``runs``, so the next start rebuilds it.
 
+The service's small writes on the alert path (alerts, the outbox and the notification log) go through the
+same thread as functions of its connection (:meth:`SqliteWriter.run`), in their own savepoint of the next
+group: one queue put and one future, where SQLAlchemy's pool, greenlet and four thread hops cost ~2 ms.
+
 The thread never waits on the event loop, so it holds a transaction only while it runs SQL; the service's
 other writes (SQLAlchemy's connections) take the same lock with ``BEGIN IMMEDIATE`` and wait in SQLite's
 busy handler, as the writer does for them.
@@ -31,14 +35,16 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from alerts.storage.base import RecordBatch
 from alerts.storage.series import BLOCK_MERGE, BLOCK_UPSERT, block_span, summarize_blocks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_Kind = Literal["write", "call", "flush", "settle", "stop", "pause"]
 
 MAX_GROUP = 128
 """Batches committed together at most (a bound on one transaction's time and size)."""
@@ -66,9 +72,10 @@ _KEYS = ("WITH RECURSIVE found(key) AS (SELECT MIN(key) FROM metrics WHERE run_p
 
 @dataclass
 class _Job:
-    kind: Literal["write", "flush", "settle", "stop", "pause"]
+    kind: _Kind
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    work: Callable[[sqlite3.Connection], Any] | None = None
     run_pk: int = 0
     batch: RecordBatch | None = None
     at: float = 0.0
@@ -106,6 +113,13 @@ class SqliteWriter:
         (``last_seq`` is not ``batch.first_seq - 1``) and nothing was written."""
         return bool(await self._submit("write", run_pk=run_pk, batch=batch, at=at))
 
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` inside the writer's next transaction, in a savepoint of its own (an
+        exception rolls back only its writes, and is raised here); its result once committed. ``work`` runs
+        on the writer's thread: plain SQL, nothing that waits on the event loop."""
+        result: T = await self._submit("call", work=work)
+        return result
+
     async def flush(self) -> None:
         """Return once every batch submitted before is committed (or failed)."""
         await self._submit("flush")
@@ -140,7 +154,7 @@ class SqliteWriter:
         finally:
             self._resumed.set()  # also when cancelled before the writer got to the pause: it then goes on
 
-    def _submit(self, kind: Literal["write", "flush", "settle", "stop", "pause"], **values: Any) -> asyncio.Future[Any]:
+    def _submit(self, kind: _Kind, **values: Any) -> asyncio.Future[Any]:
         if self._thread is None:
             raise RuntimeError("the storage writer is not running")
         loop = asyncio.get_running_loop()
@@ -192,9 +206,9 @@ class SqliteWriter:
                 jobs.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        writes = [job for job in jobs if job.kind == "write"]
+        writes = [job for job in jobs if job.kind in ("write", "call")]
         pauses = [job for job in jobs if job.kind == "pause"]
-        controls = [job for job in jobs if job.kind not in ("write", "pause")]
+        controls = [job for job in jobs if job.kind not in ("write", "call", "pause")]
         try:
             outcomes = self._commit(writes, db) + self._control(controls, db)
         except Exception as exc:  # a bug here must not leave callers waiting forever
@@ -233,17 +247,20 @@ class SqliteWriter:
         try:
             db.execute("BEGIN IMMEDIATE")
             for job in writes:
-                assert job.batch is not None
                 db.execute("SAVEPOINT batch")
                 try:
-                    claimed, leaves_stale = _write(db, job.run_pk, job.batch, job.at)
+                    if job.work is not None:
+                        result, leaves_stale = job.work(db), False
+                    else:
+                        assert job.batch is not None
+                        result, leaves_stale = _write(db, job.run_pk, job.batch, job.at)
                 except Exception as exc:
                     db.execute("ROLLBACK TO batch")
                     db.execute("RELEASE batch")
                     outcomes.append((job.future, None, exc))
                     continue
                 db.execute("RELEASE batch")
-                outcomes.append((job.future, claimed, None))
+                outcomes.append((job.future, result, None))
                 stale = stale or leaves_stale
             db.execute("COMMIT")
         except Exception as exc:  # the group's transaction is lost: so is every batch of it
