@@ -8,9 +8,10 @@ before ``run.log({...})`` (a value that crosses the threshold: a new series, so 
 Measured with the service idle, and under background load: a separate process posting SDK-shaped
 batches (``--rate`` points/s, bounded by ``--load-seconds``) that match no firing rule.
 
-The floor: two sequential loopback HTTP requests made with the same clients as the real path, an
-``httpx.Client`` POST (the SDK → service leg) and then one with the service's webhook client
-(``HttpSender``), from the first request's start to the second's arrival at the same receiver.
+The floor: two sequential loopback HTTP requests made with the same clients as the real path, a POST
+with the SDK's transport for the URL (``open_transport``: the SDK → service leg) and then one with the
+service's webhook client (``HttpSender``), from the first request's start to the second's arrival at
+the same receiver.
 
     python bench/latency.py [--samples 200] [--rate 50000] [--load-seconds 60]
 
@@ -104,25 +105,30 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def floor(receiver: Receiver, samples: int) -> list[float]:
-    """Two sequential loopback POSTs: httpx.Client (the SDK's), then the webhook channel's client."""
+    """Two sequential loopback POSTs: the SDK's transport, then the webhook channel's client."""
     from alerts.notify.channels.http_sender import HttpSender
+
+    try:
+        from runwatch.transport import open_transport
+    except ImportError:  # a tree from before open_transport: its SDK always used httpx
+        from runwatch.transport import HttpTransport as open_transport  # type: ignore[attr-defined,no-redef]
 
     loop = asyncio.new_event_loop()
     sender = HttpSender(receiver.url, timeout=10.0)
-    body = json.dumps({"records": [{"seq": 1, "type": "history", "step": 0, "data": {"x": 1.0}}]}).encode()
+    transport = open_transport(receiver.url, "floor-key", 10.0)
     hook = json.dumps({"version": "1", "status": "firing", "alerts": []}).encode()
     out = []
-    with httpx.Client(timeout=10) as client:
-        for i in range(samples + 10):  # the first ten open connections and warm up
-            started = time.time()
-            client.post(receiver.url, content=body, headers={"X-Probe": f"floor-a{i}",
-                                                             "Content-Type": "application/json"})
-            loop.run_until_complete(sender.post(content=hook, headers={
-                "X-Probe": f"floor-b{i}", "Content-Type": "application/json"}))
-            arrived = receiver.wait(f"floor-b{i}", 10)
-            if i >= 10 and arrived is not None:
-                out.append((arrived - started) * 1000)
-            time.sleep(0.005)
+    for i in range(samples + 10):  # the first ten open connections and warm up
+        body = json.dumps({"alerts": [{"title": f"floor-a{i}"}]}).encode()  # the receiver keys on titles
+        started = time.time()
+        transport.request("POST", "/", body)
+        loop.run_until_complete(sender.post(content=hook, headers={
+            "X-Probe": f"floor-b{i}", "Content-Type": "application/json"}))
+        arrived = receiver.wait(f"floor-b{i}", 10)
+        if i >= 10 and arrived is not None:
+            out.append((arrived - started) * 1000)
+        time.sleep(0.005)
+    transport.close()
     loop.run_until_complete(sender.aclose())
     loop.close()
     return out
@@ -269,7 +275,7 @@ def main() -> None:
           f"{args.samples} samples each\n")
     print("| path | service | samples | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|")
-    rows: list[tuple[str, str, list[float]]] = [("floor: httpx POST + webhook-client POST", "-", floor_ms)]
+    rows: list[tuple[str, str, list[float]]] = [("floor: SDK-transport POST + webhook-client POST", "-", floor_ms)]
     rows += [("log() crossing -> webhook", "idle", idle["log"]), ("alert() -> webhook", "idle", idle["alert"])]
     if loaded is not None:
         load_label = f"{loaded['achieved']:,.0f} points/s"

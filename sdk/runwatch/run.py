@@ -30,7 +30,7 @@ from .resume import fetch_resumed_run
 from .sender import CONFIG, EXIT, HISTORY, PREEMPTING, Sender
 from .settings import Settings
 from .summary import AGGREGATES, Summary, SummaryState
-from .transport import HttpTransport, Transport
+from .transport import Transport, open_transport
 from .values import check_keys
 
 __all__ = ["Run"]
@@ -101,7 +101,7 @@ class Run:
             # Built here, on the caller's thread during init (never in log): importing httpx and
             # creating its SSL context on the sender thread could be cut in half by a fork (DataLoader
             # workers right after init), leaving import locks held forever in the child.
-            transport = HttpTransport(settings.base_url, settings.api_key, settings.request_timeout)
+            transport = open_transport(settings.base_url, settings.api_key, settings.request_timeout)
         if resume_value is not None and self.mode == "online":
             self._resume_from_service(transport or transport_factory(), resume_value, config)  # type: ignore[misc]
         init_body = {

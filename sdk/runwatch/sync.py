@@ -21,7 +21,7 @@ from typing import Any
 from .errors import Error
 from .settings import load_api_key
 from .spool import REJECTED_NAME, SPOOL_NAME, iter_spool
-from .transport import HttpTransport, Result, Transport
+from .transport import Result, Transport, open_transport
 from .values import dumps
 
 __all__ = ["SyncResult", "find_run_dirs", "sync_files", "sync_path"]
@@ -148,7 +148,7 @@ def _sync_run(
     key = api_key or os.environ.get("RUNWATCH_API_KEY") or load_api_key(url)
     project, run_id = str(body["project"]), str(body["id"])
     result.project, result.run_id = project, run_id
-    transport = transport_factory(url, key) if transport_factory else HttpTransport(url, key)
+    transport = transport_factory(url, key) if transport_factory else open_transport(url, key)
     try:
         res = _post(transport, "/api/v1/runs", dumps(body), attempts, sleep)
         if res.outcome != "ok":
