@@ -16,8 +16,10 @@ its queue has been idle for a moment, at least every ``max_delay`` under load, o
 leaves the range in ``runs``, so the next start rebuilds it.
 
 The service's small writes on the alert path (alerts, the outbox and the notification log) go through the
-same thread as functions of its connection (:meth:`SqliteWriter.run`), in their own savepoint of the next
-group: one queue put and one future, where SQLAlchemy's pool, greenlet and four thread hops cost ~2 ms.
+same thread as functions of its connection (:meth:`SqliteWriter.run`), in their own savepoint: one queue
+put and one future, where SQLAlchemy's pool, greenlet and four thread hops cost ~2 ms. They go ahead of the
+record batches queued: each transaction takes the waiting calls first, then at most
+``_BATCHES_PER_COMMIT`` batches, so under load an alert waits for one such transaction, not the backlog.
 
 The thread never waits on the event loop, so it holds a transaction only while it runs SQL; the service's
 other writes (SQLAlchemy's connections) take the same lock with ``BEGIN IMMEDIATE`` and wait in SQLite's
@@ -27,7 +29,9 @@ busy handler, as the writer does for them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -48,6 +52,8 @@ _Kind = Literal["write", "call", "flush", "settle", "stop", "pause"]
 
 MAX_GROUP = 128
 """Batches committed together at most (a bound on one transaction's time and size)."""
+_BATCHES_PER_COMMIT = 8
+"""Record batches per transaction at most: work of the alert path (run) waits for one such transaction."""
 _LONGEST_PAUSE = 60.0
 """Seconds a holder of :meth:`SqliteWriter.paused` may keep the writer waiting (a safety net)."""
 
@@ -92,6 +98,7 @@ class SqliteWriter:
         self._idle_delay = idle_delay
         self._max_delay = max_delay
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Job] = queue.SimpleQueue()  # run()'s work: before queued batches
         self._thread: threading.Thread | None = None
         self._resumed = threading.Event()
         self._stale_since: float | None = None  # the writer thread's own: when blocks first went stale
@@ -159,7 +166,11 @@ class SqliteWriter:
             raise RuntimeError("the storage writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(kind, future, loop, **values))
+        job = _Job(kind, future, loop, **values)
+        if kind == "call":  # ahead of the record batches queued (see _serve); the "call" job wakes the thread
+            self._calls.put(job)
+            job = _Job("call", loop.create_future(), loop)
+        self._queue.put(job)
         return future
 
     # The writer thread ------------------------------------------------------------------------------
@@ -183,12 +194,14 @@ class SqliteWriter:
                 pass
         finally:
             db.close()
-            while True:  # submitted after the stop: refused, not forgotten
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                _post(job.loop, [(job.future, None, RuntimeError("the storage writer is closed"))])
+            for waiting in (self._calls, self._queue):  # submitted after the stop: refused, not forgotten
+                while True:
+                    try:
+                        job = waiting.get_nowait()
+                    except queue.Empty:
+                        break
+                    if not (job.kind == "call" and waiting is self._queue):  # a wake-up, awaited by nobody
+                        _post(job.loop, [(job.future, None, RuntimeError("the storage writer is closed"))])
 
     def _serve(self, db: sqlite3.Connection) -> bool:
         """Take the next jobs (waiting for them at most until stale blocks are due) and do them; False
@@ -206,19 +219,17 @@ class SqliteWriter:
                 jobs.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        writes = [job for job in jobs if job.kind in ("write", "call")]
+        writes = collections.deque(job for job in jobs if job.kind == "write")
         pauses = [job for job in jobs if job.kind == "pause"]
-        controls = [job for job in jobs if job.kind not in ("write", "call", "pause")]
-        try:
-            outcomes = self._commit(writes, db) + self._control(controls, db)
-        except Exception as exc:  # a bug here must not leave callers waiting forever
-            log.exception("the storage writer failed")
-            outcomes = [(job.future, None, exc) for job in writes + controls]
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for job, outcome in zip(writes + controls, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append(outcome)
-        for loop, resolved in by_loop.items():  # one wake-up of each loop for the whole group
-            _post(loop, resolved)
+        controls = [job for job in jobs if job.kind not in ("write", "pause")]
+        while True:
+            # Taken afresh for every transaction: the alert path's writes wait for one transaction at most.
+            group = self._take_calls() + [writes.popleft() for _ in range(min(len(writes), _BATCHES_PER_COMMIT))]
+            if not group:
+                break
+            self._answer(group, functools.partial(self._commit, group, db))
+        controls = [job for job in controls if job.kind != "call"]  # a call's wake-up: done above
+        self._answer(controls, functools.partial(self._control, controls, db))
         for pause in pauses:  # one at a time: each holder ends its block before the next begins
             _post(pause.loop, [(pause.future, None, None)])
             if not self._resumed.wait(timeout=_LONGEST_PAUSE):
@@ -226,6 +237,30 @@ class SqliteWriter:
                             _LONGEST_PAUSE)
             self._resumed.clear()
         return not any(job.kind == "stop" for job in controls)
+
+    def _take_calls(self) -> list[_Job]:
+        calls = []
+        while True:
+            try:
+                calls.append(self._calls.get_nowait())
+            except queue.Empty:
+                return calls
+
+    @staticmethod
+    def _answer(jobs: list[_Job], work: Callable[[], list[_Outcome]]) -> None:
+        """Do ``work`` for ``jobs`` and resolve their futures: one wake-up of each event loop."""
+        if not jobs:
+            return
+        try:
+            outcomes = work()
+        except Exception as exc:  # a bug here must not leave callers waiting forever
+            log.exception("the storage writer failed")
+            outcomes = [(job.future, None, exc) for job in jobs]
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append(outcome)
+        for loop, resolved in by_loop.items():
+            _post(loop, resolved)
 
     def _control(self, controls: list[_Job], db: sqlite3.Connection) -> list[_Outcome]:
         """Rebuild stale blocks if a job asks for it (settle, stop) or they are due; the jobs' outcomes."""

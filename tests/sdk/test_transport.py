@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from runwatch.transport import HttpxTransport, StdlibTransport, open_transport
 
 

@@ -241,3 +241,41 @@ async def test_batches_that_only_append_merge_their_blocks_and_others_rebuild_th
         assert stored == expected and stale() == [(None, None)]
     finally:
         await store.close()
+
+
+async def test_alert_path_work_goes_ahead_of_queued_batches(tmp_path: Path) -> None:
+    """run() (alerts, the outbox) waits for one transaction of batches at most, not for the whole queue:
+    queued behind 40 batches, its work commits in the first transaction and is answered before them."""
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        writer = writer_of(store)
+        runs = [(await store.upsert_run(new_run(f"r{i}"), T0))[0] for i in range(40)]
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the writer waits for the lock; everything below queues
+        answered: list[str] = []
+
+        async def apply(run: Any) -> None:
+            await store.apply_records(run, RecordBatch(1, 1, points=points("v", range(50))), T0)
+            answered.append(run.id)
+
+        async def call() -> int:
+            count = await writer.run(lambda conn: conn.execute("SELECT COUNT(*) FROM runs WHERE last_seq = 1")
+                                     .fetchone()[0])
+            answered.append("call")
+            return int(count)
+
+        batches = [asyncio.ensure_future(apply(run)) for run in runs]
+        await asyncio.sleep(0.05)
+        work = asyncio.ensure_future(call())
+        await asyncio.sleep(0.05)
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.gather(*batches)
+        committed_before = await work
+        position = answered.index("call")
+        assert position <= 8 and committed_before == position  # the first transaction (one batch), then it
+        assert answered.count("call") == 1 and len(answered) == 41
+    finally:
+        await store.close()

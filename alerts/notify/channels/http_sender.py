@@ -27,6 +27,9 @@ class HttpSender:
         self._tls = httpx.create_ssl_context()
         self._idle: list[httpx.AsyncHTTPTransport] = []
         self._all: list[httpx.AsyncHTTPTransport] = []
+        # One made now: httpx imports httpcore (and trio, when installed) with the first transport, ~50 ms
+        # that would otherwise stall the event loop under the first notification.
+        self._idle.append(self._new())
 
     async def post(self, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """POST and read the whole answer; raises httpx's transport errors (timeouts, refused, ...)."""
