@@ -48,7 +48,7 @@ from alerts.storage.series import BLOCK_MERGE, BLOCK_UPSERT, block_span, summari
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_Kind = Literal["write", "call", "flush", "settle", "stop", "pause"]
+_Kind = Literal["write", "call", "wake", "flush", "settle", "stop", "pause"]
 
 MAX_GROUP = 128
 """Batches committed together at most (a bound on one transaction's time and size)."""
@@ -167,9 +167,9 @@ class SqliteWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         job = _Job(kind, future, loop, **values)
-        if kind == "call":  # ahead of the record batches queued (see _serve); the "call" job wakes the thread
+        if kind == "call":  # ahead of the record batches queued (see _serve); a "wake" job wakes the thread
             self._calls.put(job)
-            job = _Job("call", loop.create_future(), loop)
+            job = _Job("wake", future, loop)  # resolved with the call, never on its own
         self._queue.put(job)
         return future
 
@@ -200,7 +200,7 @@ class SqliteWriter:
                         job = waiting.get_nowait()
                     except queue.Empty:
                         break
-                    if not (job.kind == "call" and waiting is self._queue):  # a wake-up, awaited by nobody
+                    if job.kind != "wake":  # its call is refused from the other queue
                         _post(job.loop, [(job.future, None, RuntimeError("the storage writer is closed"))])
 
     def _serve(self, db: sqlite3.Connection) -> bool:
@@ -221,14 +221,14 @@ class SqliteWriter:
                 break
         writes = collections.deque(job for job in jobs if job.kind == "write")
         pauses = [job for job in jobs if job.kind == "pause"]
-        controls = [job for job in jobs if job.kind not in ("write", "pause")]
+        # A "wake" only woke the thread: its call is taken with the waiting calls below.
+        controls = [job for job in jobs if job.kind not in ("write", "pause", "wake")]
         while True:
             # Taken afresh for every transaction: the alert path's writes wait for one transaction at most.
             group = self._take_calls() + [writes.popleft() for _ in range(min(len(writes), _BATCHES_PER_COMMIT))]
             if not group:
                 break
             self._answer(group, functools.partial(self._commit, group, db))
-        controls = [job for job in controls if job.kind != "call"]  # a call's wake-up: done above
         self._answer(controls, functools.partial(self._control, controls, db))
         for pause in pauses:  # one at a time: each holder ends its block before the next begins
             _post(pause.loop, [(pause.future, None, None)])
