@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from alerts.storage import Store, open_store
+from tests.support.postgres import PostgresServer, find_bindir
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 
@@ -49,10 +50,34 @@ def no_run_left_behind() -> Iterator[None]:
         session._last = None
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (see tests/support/postgres.py); skipped where none is
+    installed, unless ``RUNWATCH_REQUIRE_POSTGRES=1`` (CI) makes that an error."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail("RUNWATCH_REQUIRE_POSTGRES=1 but no PostgreSQL server (initdb) is installed")
+        pytest.skip("no PostgreSQL server installed (initdb not found)")
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend: a SQLite file in the test's directory, or a new PostgreSQL
+    database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """An open SQLite store in the test's directory (PostgreSQL joins as a parameter with its backend)."""
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+async def store(storage_url: str) -> AsyncIterator[Store]:
+    """An open store on each backend (the store contract holds on both)."""
+    store = open_store(storage_url)
     await store.open()
     yield store
     await store.close()
@@ -65,13 +90,37 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` that start services run once on SQLite and once on PostgreSQL."""
+    if "service_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("service_backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                             indirect=True)
+
+
 @pytest.fixture
-def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start ``alerts serve`` processes with config overrides; all are stopped after the test."""
+def service_backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend of the services a test starts: SQLite unless the test is ``both_backends``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path, service_backend: str,
+                    request: pytest.FixtureRequest) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start ``alerts serve`` processes with config overrides; all are stopped after the test. On
+    PostgreSQL, every service of the test shares one new database (as replicas and restarts do)."""
     started: list[ServiceProcess] = []
+    database: list[str] = []
+
+    def storage_url() -> str | None:
+        if service_backend != "postgresql":
+            return None
+        if not database:
+            server: PostgresServer = request.getfixturevalue("postgres_server")
+            database.append(server.create_database())
+        return database[0]
 
     def make(config: dict[str, Any] | None = None, *, start: bool = True, name: str = "service") -> ServiceProcess:
-        service = ServiceProcess(tmp_path / name, config=config)
+        service = ServiceProcess(tmp_path / name, config=config, storage_url=storage_url())
         started.append(service)
         return service.start() if start else service
 

@@ -674,7 +674,14 @@ def _shareable(path: str) -> bool:
     return bool(path) and path != ":memory:" and not path.startswith("file:") and "?" not in path
 
 
+_MIGRATION_LOCK = 0x52756E7761746368  # "Runwatch": the advisory lock key of schema migrations
+
+
 def _migrate(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together: one migrates, the others wait here, then find the schema at head.
+        # A transaction lock: released when the migration's transaction ends.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     config = AlembicConfig(str(_MIGRATIONS / "alembic.ini"))
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection

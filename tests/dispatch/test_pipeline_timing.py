@@ -21,6 +21,8 @@ from tests.support.outbox import wait_settled
 from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.service import ServiceProcess
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 RULES = """
 rules:
   - {name: loss-high, metric: loss, when: "> 1", severity: warning}

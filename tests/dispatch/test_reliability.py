@@ -15,6 +15,8 @@ from tests.support.outbox import wait_settled
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 
 def _alert_every_run(service: ServiceProcess, runs: int) -> None:
     key = service.create_key("vision")

@@ -20,6 +20,8 @@ from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess, running_service
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 # run-hung's window. Wide, so that a slow start (from init to the first point) never looks like a hang;
 # the test holds the script quiet until the alert has come, however long that takes.
 ABSENT = 8.0

@@ -25,6 +25,8 @@ from tests.e2e.sdk_process import (
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess, running_service
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 OUTAGE = 20.0  # long enough for the SDK's retries to reach their longest backoff (3 s) several times
 
 

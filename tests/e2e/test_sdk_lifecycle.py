@@ -21,6 +21,8 @@ from tests.e2e.sdk_process import (
 from tests.support.service import ServiceProcess, running_service
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 # The SDK heartbeats every heartbeat_timeout / 3 (the service tells it so at init), and the service
 # records a contact at most once a second: a live run goes at most ~3 s without a recorded contact,
 # so a false crash needs a 3 s stall on top. A 2 s timeout turned a busy machine's stall into a crash.

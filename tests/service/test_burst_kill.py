@@ -21,6 +21,8 @@ import yaml
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 RUNS = 24
 KEYS = [f"m{i}" for i in range(18)] + ["loss", "acc"]
 STEPS = 10  # per batch: 10 steps x 20 keys = 200 points, as the SDK batches

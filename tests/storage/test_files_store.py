@@ -22,9 +22,17 @@ def new_run(run_id: str = "r1", project: str = "p") -> NewRun:
                   started_at=100.0, host=None, pid=None)
 
 
-def test_the_migrations_build_exactly_the_schema_of_tables_py(tmp_path: Path) -> None:
-    with database_at(tmp_path / "head.db", "head") as conn:
-        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
+async def test_the_migrations_build_exactly_the_schema_of_tables_py(storage_url: str) -> None:
+    store = open_store(storage_url)
+    await store.open()  # migrates to head
+    try:
+        assert isinstance(store, SqlStore)
+        async with store.engine.connect() as conn:
+            differences = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync),
+                                                                            t.metadata))
+        assert differences == []
+    finally:
+        await store.close()
 
 
 async def test_a_database_of_the_previous_release_gains_the_file_tables(tmp_path: Path) -> None:

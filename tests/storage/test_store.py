@@ -1,4 +1,4 @@
-"""The Store contract (SQLite today; the PostgreSQL backend will run the same tests)."""
+"""The Store contract: every test taking ``store`` or ``storage_url`` runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def new_run(run_id: str = "r1") -> NewRun:
                   job_type=None, started_at=100.0, host="h", pid=1)
 
 
-async def test_reopening_migrates_once_and_keeps_data(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+async def test_reopening_migrates_once_and_keeps_data(storage_url: str) -> None:
+    url = storage_url
     first = open_store(url)
     await first.open()
     await first.upsert_run(new_run(), 100.0)

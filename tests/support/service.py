@@ -23,7 +23,9 @@ from tests.support.ports import free_port
 class ServiceProcess:
     """``alerts serve`` with a config written to ``workdir``; start/stop/kill keep the same port and DB."""
 
-    def __init__(self, workdir: Path, *, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, workdir: Path, *, config: dict[str, Any] | None = None,
+                 storage_url: str | None = None) -> None:
+        """``storage_url``: a ``postgresql://`` database to use instead of ``alerts.db`` in ``workdir``."""
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -32,7 +34,7 @@ class ServiceProcess:
         self.log_path = workdir / "service.log"
         settings: dict[str, Any] = {
             "server": {"host": "127.0.0.1", "port": self.port},
-            "storage": {"url": "sqlite:///alerts.db"},
+            "storage": {"url": storage_url or "sqlite:///alerts.db"},
             "delivery": {"initial_backoff": "200ms", "max_backoff": "2s"},
         }
         for key, value in (config or {}).items():
@@ -41,7 +43,8 @@ class ServiceProcess:
             else:
                 settings[key] = value
         self.config_path.write_text(yaml.safe_dump(settings))
-        self.storage_url = f"sqlite:///{workdir / settings['storage']['url'].removeprefix('sqlite:///')}"
+        url = settings["storage"]["url"]
+        self.storage_url = f"sqlite:///{workdir / url.removeprefix('sqlite:///')}" if url.startswith("sqlite") else url
         self.process: subprocess.Popen[bytes] | None = None
         self._admin_key: str | None = None
 
