@@ -24,6 +24,7 @@ from alerts.notify.delivery import Deliverer
 from alerts.notify.muting import InhibitMuter, SilenceMuter
 from alerts.notify.nflog import NotificationLog
 from alerts.notify.pipeline import Pipeline
+from alerts.observability.metrics import ServiceMetrics
 from alerts.rules.engine import RuleEngine
 from alerts.rules.loader import RuleSet, expand_rule_files, load_rules
 from alerts.storage import Store, open_store
@@ -78,6 +79,9 @@ class Service:
         self.explicit_alerts = ExplicitAlerts(self.store, self.dispatcher.submit)
         self.rules = RuleEngine(self.store, self.dispatcher.submit, public_url=self.public_url)
         self.runs.listeners.append(self.rules)
+        self.metrics = ServiceMetrics(self.store)
+        self.runs.observe_batch = self.metrics.batch_applied
+        self.deliverer.observe_attempt = self.metrics.delivery_attempted
         self.scheduler = AsyncIOScheduler()
         self._reloading = asyncio.Lock()
         self.last_reload_error: ReloadFailure | None = None

@@ -18,6 +18,7 @@ from alerts.api import admin, alerts_routes, files, runs, series, silences
 from alerts.api.errors import install_error_handlers
 from alerts.api.records_fast import RecordsFastPath
 from alerts.errors import ConfigError
+from alerts.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from alerts.service import Service
 
 
@@ -61,6 +62,11 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus' scrape target, open like Alertmanager's: counts only, no project, run or secret."""
+        return Response(await service.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     from alerts.web import install as install_dashboard  # the web layer sits on top of the API
 

@@ -44,6 +44,8 @@ class RunIngest:
         self._cache_runs = cache_runs
         self._running: dict[tuple[str, str], Run] = {}
         self.listeners: list[IngestListener] = []
+        self.observe_batch: Callable[[int, float], None] | None = None
+        """Told of every applied batch: its points and the seconds its listeners (the rules) took."""
 
     async def get_run(self, project: str, run_id: str) -> Run | None:
         """The run, from memory when cached (see ``cache_runs``)."""
@@ -96,8 +98,11 @@ class RunIngest:
             run.config = batch.config
         if batch.summary is not None:
             run.summary = batch.summary
+        evaluation_started = time.perf_counter()
         for listener in self.listeners:
             await listener.on_batch(run, batch)
+        if self.observe_batch is not None:
+            self.observe_batch(len(batch.points), time.perf_counter() - evaluation_started)
         if event is not None:
             await self._publish_event(event)
         accepted = batch.last_seq - batch.first_seq + 1

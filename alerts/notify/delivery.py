@@ -42,6 +42,10 @@ def backoff_delay(attempts: int, settings: DeliverySettings, rand: Callable[[], 
     return ceiling / 2 + rand() * ceiling / 2
 
 
+_OUTCOME_WORDS = {NotificationStatus.DELIVERED: "delivered", NotificationStatus.PENDING: "retry",
+                  NotificationStatus.FAILED: "failed"}
+
+
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel], settings: DeliverySettings, *,
                  rate_limits: dict[str, RateLimit] | None = None, concurrency: dict[str, int] | None = None,
@@ -50,6 +54,8 @@ class Deliverer:
         self._channels = channels
         self._settings = settings
         self._clock = clock
+        self.observe_attempt: Callable[[str, str], None] | None = None
+        """Told of every attempt's end: (channel, ``delivered`` | ``retry`` | ``failed``)."""
         self._wakeup = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._busy: Counter[str] = Counter()
@@ -223,19 +229,24 @@ class Deliverer:
             await channel.send(notification)
         except PermanentDeliveryError as exc:
             log.error("delivery %s to %s failed permanently: %s", notification.id, notification.channel, exc)
-            self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.FAILED, attempts,
-                                               self._clock(), error=str(exc)))
+            self._ended(notification, DeliveryAttempt(notification.id, NotificationStatus.FAILED, attempts,
+                                                      self._clock(), error=str(exc)))
         except asyncio.CancelledError:
             if self._stopped:  # shutting down: give the claim back, so a restart sends it at once
                 self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.PENDING, notification.attempts,
                                                    self._clock(), error=notification.last_error))
             raise
         except Exception as exc:  # RecoverableDeliveryError, or a bug in a channel: retry either way
-            self._outcomes.add(self._retry_later(notification, attempts, exc))
+            self._ended(notification, self._retry_later(notification, attempts, exc))
         else:
             now = self._clock()
-            self._outcomes.add(DeliveryAttempt(notification.id, NotificationStatus.DELIVERED, attempts, now,
-                                               delivered_at=now))
+            self._ended(notification, DeliveryAttempt(notification.id, NotificationStatus.DELIVERED, attempts, now,
+                                                      delivered_at=now))
+
+    def _ended(self, notification: Notification, attempt: DeliveryAttempt) -> None:
+        self._outcomes.add(attempt)
+        if self.observe_attempt is not None:
+            self.observe_attempt(notification.channel, _OUTCOME_WORDS[attempt.status])
 
     def _retry_later(self, notification: Notification, attempts: int, exc: Exception) -> DeliveryAttempt:
         now = self._clock()

@@ -79,6 +79,15 @@ class DeliveryAttempt:
     delivered_at: float | None = None
 
 
+@dataclass(frozen=True)
+class OpsCounts:
+    """What an operator watches in the database (``/metrics``): alerts by status, the outbox's depth."""
+
+    alerts_by_status: dict[str, int]
+    pending_notifications: int
+    oldest_pending_created_at: float | None
+
+
 @dataclass
 class NewRun:
     project: str
@@ -457,3 +466,7 @@ class Store(ABC):
 
     @abstractmethod
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...
+
+    @abstractmethod
+    async def ops_counts(self) -> OpsCounts:
+        """Alerts by status and the pending notifications (count, oldest), read now."""

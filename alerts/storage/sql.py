@@ -41,6 +41,7 @@ from alerts.storage.base import (
     ChannelState,
     DeliveryAttempt,
     NewRun,
+    OpsCounts,
     RecordBatch,
     RunExit,
     SeriesData,
@@ -555,6 +556,14 @@ class SqlStore(SqlFiles, Store):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_notification(row) for row in rows]
+
+    async def ops_counts(self) -> OpsCounts:
+        n = t.notifications.c
+        async with self.engine.connect() as conn:
+            by_status = (await conn.execute(select(t.alerts.c.status, func.count()).group_by(t.alerts.c.status))).all()
+            pending, oldest = (await conn.execute(select(func.count(), func.min(n.created_at)).where(_PENDING))).one()
+        return OpsCounts(alerts_by_status={status: count for status, count in by_status},
+                         pending_notifications=int(pending), oldest_pending_created_at=oldest)
 
 
 _BLOCK_UPSERT = text(BLOCK_UPSERT)
