@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     expire = silence_sub.add_parser("expire", parents=[common], help="end a silence now")
     expire.add_argument("silence_id")
 
+    database = sub.add_parser("db", help="the database: migrate, back up")
+    database_sub = database.add_subparsers(dest="db_command", required=True)
+    database_sub.add_parser("upgrade", parents=[common], help="migrate the schema to this release (serve does it too)")
+    backup = database_sub.add_parser("backup", parents=[common],
+                                     help="copy a SQLite database while the service runs (online backup)")
+    backup.add_argument("path", help="the file to write (must not exist)")
+
     send_test = sub.add_parser("send-test", parents=[common], help="send a sample notification to a channel")
     send_test.add_argument("channel")
 
@@ -95,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_keys(settings, args))
         if args.command == "silence":
             return asyncio.run(_silence(settings, args))
+        if args.command == "db":
+            from alerts.storage.admin import backup_database, upgrade_database
+
+            if args.db_command == "upgrade":
+                return asyncio.run(upgrade_database(settings.storage.url, out=sys.stdout))
+            return backup_database(settings.storage.url, Path(args.path), out=sys.stdout)
         if args.command == "send-test":
             from alerts.notify.send_test import send_test
 

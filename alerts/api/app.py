@@ -17,7 +17,7 @@ from alerts import __version__
 from alerts.api import admin, alerts_routes, files, runs, series, silences
 from alerts.api.errors import install_error_handlers
 from alerts.api.records_fast import RecordsFastPath
-from alerts.errors import ConfigError
+from alerts.errors import ConfigError, StorageError
 from alerts.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from alerts.service import Service
 
@@ -62,6 +62,16 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Ready for traffic: the database answers and its schema is this release's (a load balancer's and
+        the container's check; ``/healthz`` only says the process serves)."""
+        try:
+            await service.store.check_ready()
+        except StorageError as exc:
+            return JsonResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return JsonResponse({"status": "ok"})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

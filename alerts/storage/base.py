@@ -468,5 +468,10 @@ class Store(ABC):
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...
 
     @abstractmethod
+    async def check_ready(self) -> None:
+        """Raise :class:`~alerts.errors.StorageError` (saying why, without the URL) unless the database
+        answers now and its schema is at this release's head migration."""
+
+    @abstractmethod
     async def ops_counts(self) -> OpsCounts:
         """Alerts by status and the pending notifications (count, oldest), read now."""

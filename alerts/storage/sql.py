@@ -7,6 +7,7 @@ everything else is shared SQL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import sqlite3
@@ -17,6 +18,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Table, bindparam, case, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -557,6 +560,20 @@ class SqlStore(SqlFiles, Store):
             rows = (await conn.execute(query)).all()
         return [_notification(row) for row in rows]
 
+    async def check_ready(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"the database does not answer: {type(exc).__name__}: "
+                               f"{_redact(str(exc), self._url)}") from None
+        head = _head_revisions()
+        if set(current) != head:
+            raise StorageError(f"the schema is at {', '.join(sorted(current)) or 'nothing'}, this release needs "
+                               f"{', '.join(sorted(head))}: run `alerts db upgrade` or restart the service")
+
     async def ops_counts(self) -> OpsCounts:
         n = t.notifications.c
         async with self.engine.connect() as conn:
@@ -681,6 +698,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _shareable(path: str) -> bool:
     """Whether a second connection opens the same database as the engine's (not an in-memory one)."""
     return bool(path) and path != ":memory:" and not path.startswith("file:") and "?" not in path
+
+
+@functools.cache
+def _head_revisions() -> set[str]:
+    config = AlembicConfig(str(_MIGRATIONS / "alembic.ini"))
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return set(ScriptDirectory.from_config(config).get_heads())
 
 
 _MIGRATION_LOCK = 0x52756E7761746368  # "Runwatch": the advisory lock key of schema migrations
