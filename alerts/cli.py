@@ -165,6 +165,7 @@ def _serve(settings: AlertsSettings, config_path: str | None, host: str | None, 
     import uvicorn
 
     from alerts.api.app import create_app
+    from alerts.observability.logs import configure_service_logging
     from alerts.service import Service
 
     def reread() -> AlertsSettings:
@@ -173,11 +174,15 @@ def _serve(settings: AlertsSettings, config_path: str | None, host: str | None, 
         return fresh
 
     apply_overrides(settings, host, port)
+    configure_service_logging(settings.logging)
     service = Service(settings, settings_source=reread)
     # Open (and migrate) storage before binding, so a bad storage URL exits 1 with nothing bound.
     asyncio.run(_probe_storage(settings))
+    # JSON lines: uvicorn's loggers propagate to ours (log_config=None), so every line is one object.
+    json_lines = settings.logging.format == "json"
     config = uvicorn.Config(create_app(service), host=settings.server.host, port=settings.server.port,
-                            log_level="info", access_log=False, lifespan="on")
+                            log_level=settings.logging.level, access_log=False, lifespan="on",
+                            log_config=None if json_lines else uvicorn.config.LOGGING_CONFIG)
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1

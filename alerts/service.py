@@ -41,7 +41,7 @@ def load_ruleset(settings: AlertsSettings) -> RuleSet:
 SettingsSource = Callable[[], AlertsSettings]
 """Reads the config again (the file, then the command line's overrides); raises ConfigError."""
 
-_RESTART_ONLY = ("server", "storage", "runs")
+_RESTART_ONLY = ("server", "storage", "runs", "logging")
 """Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
 
 

@@ -6,7 +6,7 @@ container can change the port or the storage URL without editing YAML.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -45,6 +45,12 @@ class RunsSettings(_Strict):
     heartbeat_timeout: Duration = 60.0
     crash_check_interval: Duration | None = None
     """How often to look for silent runs; default ``min(5s, heartbeat_timeout / 4)``."""
+
+
+class LoggingSettings(_Strict):
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message, exception) for log shippers."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class FilesSettings(_Strict):
@@ -110,6 +116,7 @@ class AlertsSettings(BaseSettings):
     runs: RunsSettings = Field(default_factory=lambda: RunsSettings())
     delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
     files: FilesSettings = Field(default_factory=lambda: FilesSettings())
+    logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import signal
 import subprocess
@@ -199,6 +200,7 @@ def test_no_secret_in_logs_api_answers_cli_output_or_errors(
                         "headers": {"X-Api-Key": closed_header}},
     }
     service = service_factory({
+        "logging": {"format": "json"},  # structured lines carry the same messages: held to the same rule
         "delivery": {"initial_backoff": "200ms", "max_backoff": "1s", "timeout": "3s"},
         "channels": channels,
         "defaults": {"channels": list(channels), "group_wait": "0s", "group_interval": "1s"},
@@ -449,6 +451,10 @@ channels:
     service.stop()  # everything it logs at shutdown is in too
     log = service.log_text()
     captured.add("service log", log)
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line one JSON object
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+    assert any(entry["logger"].startswith("uvicorn") for entry in entries)  # the server's own lines too
+    log = "\n".join(entry["message"] + "\n" + entry.get("exception", "") for entry in entries)
     failed_permanently = {name: re.search(rf"delivery \S+ to {re.escape(name)} failed permanently: (.*)", log)
                           for name in ("slack-badtoken", "slack-badhook", "mail-badauth", "hook-401")}
     assert all(failed_permanently.values()), log
