@@ -28,6 +28,7 @@ from alerts.observability.metrics import ServiceMetrics
 from alerts.rules.engine import RuleEngine
 from alerts.rules.loader import RuleSet, expand_rule_files, load_rules
 from alerts.storage import Store, open_store
+from alerts.storage.retention import KINDS as RETENTION_KINDS
 from alerts.timeinterval.intervals import is_muted, parse_mute_times
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ def load_ruleset(settings: AlertsSettings) -> RuleSet:
 SettingsSource = Callable[[], AlertsSettings]
 """Reads the config again (the file, then the command line's overrides); raises ConfigError."""
 
-_RESTART_ONLY = ("server", "storage", "runs", "logging")
+_RESTART_ONLY = ("server", "storage", "runs", "logging", "retention")
+_RETENTION_BATCHES_PER_TURN = 100
 """Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
 
 
@@ -103,12 +105,35 @@ class Service:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.silences.refresh, "interval", seconds=1.0, id="silences",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.enforce_retention, "interval", seconds=self.settings.retention.interval,
+                               id="retention", max_instances=1, coalesce=True)
         self.scheduler.start()
         log.info("loaded %d rules from %d files", len(self.ruleset.rules), len(self.ruleset.files))
         # What start-up made (modules, rules, restored state) lives as long as the process: out of the
         # collector's reach, a full collection no longer walks it, which paused every request for 50-100 ms.
         gc.collect()
         gc.freeze()
+
+    async def enforce_retention(self) -> dict[str, int]:
+        """Delete what the ``retention`` settings say has expired, a batch per transaction, yielding to
+        other work between batches; at most ``_RETENTION_BATCHES_PER_TURN`` batches of a kind per turn, so
+        a large backlog is worked off over several turns. How many rows of each kind went."""
+        settings = self.settings.retention
+        now = time.time()
+        deleted: dict[str, int] = {}
+        for kind in RETENTION_KINDS:
+            age = getattr(settings, kind)
+            if age is None:
+                continue
+            for _ in range(_RETENTION_BATCHES_PER_TURN):
+                count = await self.store.purge_expired(kind, now - age, settings.batch_size)
+                if not count:
+                    break
+                deleted[kind] = deleted.get(kind, 0) + count
+                await asyncio.sleep(0)  # ingest's turn between two batches
+        if deleted:
+            log.info("retention deleted %s", ", ".join(f"{count} {kind}" for kind, count in deleted.items()))
+        return deleted
 
     async def reload(self) -> dict[str, Any]:
         """Re-read the config and the rule files (SIGHUP, ``POST /api/v1/reload``).

@@ -47,6 +47,23 @@ class RunsSettings(_Strict):
     """How often to look for silent runs; default ``min(5s, heartbeat_timeout / 4)``."""
 
 
+class RetentionSettings(_Strict):
+    """How long to keep what is done with; None (the default but for the notification log) keeps it.
+    Enforced every ``interval`` in batches of ``batch_size`` rows (``alerts/storage/retention.py``)."""
+
+    notification_log: Duration | None = 120 * 3600.0
+    """Entries of the notification log not written for this long (Alertmanager's 120 h)."""
+    delivered_notifications: Duration | None = None
+    failed_notifications: Duration | None = None
+    resolved_alerts: Duration | None = None
+    points: Duration | None = None
+    """The metric history of runs that ended this long ago (the runs themselves stay)."""
+    finished_runs: Duration | None = None
+    """Runs that ended this long ago, with everything of theirs."""
+    interval: Duration = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=1000, gt=0, le=100_000)
+
+
 class LoggingSettings(_Strict):
     format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line (time, level, logger, message, exception) for log shippers."""
@@ -117,6 +134,7 @@ class AlertsSettings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
     files: FilesSettings = Field(default_factory=lambda: FilesSettings())
     logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
+    retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)

@@ -468,6 +468,11 @@ class Store(ABC):
     async def list_notifications(self, *, status: str | None = None, limit: int = 500) -> list[Notification]: ...
 
     @abstractmethod
+    async def purge_expired(self, kind: str, before: float, limit: int) -> int:
+        """Delete at most ``limit`` rows of retention ``kind`` (``storage/retention.py``) that expired
+        before ``before``, in one short transaction; how many (0: none is left)."""
+
+    @abstractmethod
     async def check_ready(self) -> None:
         """Raise :class:`~alerts.errors.StorageError` (saying why, without the URL) unless the database
         answers now and its schema is at this release's head migration."""

@@ -52,6 +52,7 @@ from alerts.storage.base import (
     Store,
 )
 from alerts.storage.files import SqlFiles
+from alerts.storage.retention import purge_step
 from alerts.storage.series import BLOCK_UPSERT, create_series_columns, read_series, touched_blocks
 from alerts.storage.writer import SqliteWriter
 
@@ -559,6 +560,10 @@ class SqlStore(SqlFiles, Store):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_notification(row) for row in rows]
+
+    async def purge_expired(self, kind: str, before: float, limit: int) -> int:
+        async with self._begin() as conn:
+            return await purge_step(conn, kind, before, limit)
 
     async def check_ready(self) -> None:
         try:

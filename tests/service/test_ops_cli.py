@@ -73,3 +73,29 @@ def test_db_backup_copies_a_live_sqlite_database_and_advises_pg_dump_for_postgre
     copy.close()
     again = service.cli("db", "backup", str(target), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_the_retention_job_deletes_expired_entries_while_the_service_runs(
+        service_factory: Callable[..., ServiceProcess], tmp_path: Path) -> None:
+    service = service_factory({"retention": {"notification_log": "1s", "delivered_notifications": "1s",
+                                             "interval": "1s"},
+                               "defaults": {"channels": ["console"], "group_wait": "0s"}})
+    key = service.create_key("vision")
+    assert service.api("POST", "/api/v1/runs", key=key, json={"project": "vision", "id": "r1"}).status_code == 200
+    call = {"id": "c1", "title": "Diverged", "text": "loss is NaN", "level": "error", "wait_duration": 0,
+            "timestamp": 1.0}
+    assert service.api("POST", "/api/v1/runs/vision/r1/alerts", key=key, json={"alerts": [call]}).status_code == 200
+
+    def counts() -> tuple[int, int]:
+        db = sqlite3.connect(service.storage_url.removeprefix("sqlite:///"))
+        try:
+            log_entries = db.execute("SELECT count(*) FROM channel_state WHERE key LIKE 'nflog:%'").fetchone()[0]
+            delivered = db.execute("SELECT count(*) FROM notifications WHERE status = 'delivered'").fetchone()[0]
+            return log_entries, delivered
+        finally:
+            db.close()
+
+    service.wait_for(lambda: "Diverged" in service.log_text())  # the console channel delivered it
+    service.wait_for(lambda: counts() == (0, 0) and "retention deleted" in service.log_text(), timeout=60)
+    (alert,) = service.api("GET", "/api/v1/alerts?project=vision", key=key).json()["alerts"]
+    assert alert["status"] == "firing"  # alerts are kept unless told
