@@ -20,18 +20,23 @@ from alerts.timeinterval.intervals import parse_mute_times
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
 
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
+    """Address to listen on (`0.0.0.0` for every interface)."""
     port: int = Field(default=8080, ge=0, le=65535)
+    """Port to listen on."""
     public_url: str | None = None
+    """The dashboard's address as users reach it: the links in notifications (default: `http://host:port`)."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    """Largest request body; file uploads have their own limits (`files`)."""
 
 
 class StorageSettings(_Strict):
     url: str = "sqlite:///.alerts/alerts.db"
+    """`sqlite:///path` (relative to the config file) or `postgresql://user:pass@host:5432/db`."""
 
     @field_validator("url")
     @classmethod
@@ -43,6 +48,7 @@ class StorageSettings(_Strict):
 
 class RunsSettings(_Strict):
     heartbeat_timeout: Duration = 60.0
+    """A running run silent for this long is marked crashed."""
     crash_check_interval: Duration | None = None
     """How often to look for silent runs; default ``min(5s, heartbeat_timeout / 4)``."""
 
@@ -54,20 +60,26 @@ class RetentionSettings(_Strict):
     notification_log: Duration | None = 120 * 3600.0
     """Entries of the notification log not written for this long (Alertmanager's 120 h)."""
     delivered_notifications: Duration | None = None
+    """Outbox rows delivered this long ago (pending ones never go)."""
     failed_notifications: Duration | None = None
+    """Outbox rows that failed for good this long ago."""
     resolved_alerts: Duration | None = None
+    """Alerts resolved this long ago (firing and pending ones never go)."""
     points: Duration | None = None
     """The metric history of runs that ended this long ago (the runs themselves stay)."""
     finished_runs: Duration | None = None
     """Runs that ended this long ago, with everything of theirs."""
     interval: Duration = Field(default=60.0, gt=0)
+    """How often the retention job runs."""
     batch_size: int = Field(default=1000, gt=0, le=100_000)
+    """Rows deleted per transaction (ingest waits for one batch at most)."""
 
 
 class LoggingSettings(_Strict):
     format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line (time, level, logger, message, exception) for log shippers."""
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe level logged."""
 
 
 class FilesSettings(_Strict):
@@ -87,9 +99,13 @@ class DeliverySettings(_Strict):
     """Retry policy of the outbox: exponential backoff with jitter, given up after ``max_age``."""
 
     initial_backoff: Duration = 1.0
+    """Wait before the first retry of a failed delivery."""
     max_backoff: Duration = 300.0
+    """Longest wait between retries (the backoff doubles up to it, with jitter)."""
     max_age: Duration = 86400.0
+    """A notification still undelivered after this long fails for good."""
     timeout: Duration = 10.0
+    """Bound on one delivery attempt (a channel's own `timeout` overrides it)."""
     concurrency: int = Field(default=32, ge=1)
     """Deliveries in flight per channel (a channel's own ``concurrency`` overrides it)."""
 
@@ -103,12 +119,19 @@ else:
 
 class DefaultsSettings(_Strict):
     channels: list[str] = Field(default_factory=lambda: ["console"])
+    """Channels of alerts no route sends elsewhere."""
     group_by: list[str] = Field(default_factory=lambda: ["project", "run", "rule"])
+    """Labels whose values make an alert group (`...`: every label, each alert its own group)."""
     group_wait: Duration = 0.0
+    """Wait after a group's first alert for more before the first notification."""
     group_interval: Duration = 60.0
+    """Wait between notifications of a group that changed."""
     repeat_interval: Duration = 4 * 3600.0
+    """Notify a group that still fires, unchanged, again after this long."""
     send_resolved: bool = True
+    """Notify when a group's alerts resolve."""
     mute_times: list[str] = Field(default_factory=list)
+    """Names of `mute_times` intervals during which nothing is sent."""
 
 
 def _walk_routes(routes: list[RouteConfig], where: str) -> list[tuple[str, RouteConfig]]:
@@ -126,21 +149,33 @@ def _console_only() -> dict[str, Any]:
 class AlertsSettings(BaseSettings):
     """Everything ``alerts.yaml`` can say; ``ALERTS_*`` environment variables win over the file."""
 
-    model_config = SettingsConfigDict(env_prefix="ALERTS_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(use_attribute_docstrings=True, env_prefix="ALERTS_", env_nested_delimiter="__",
+                                      extra="forbid")
 
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    """The HTTP listener."""
     storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
+    """The database."""
     runs: RunsSettings = Field(default_factory=lambda: RunsSettings())
+    """Run lifecycle."""
     delivery: DeliverySettings = Field(default_factory=lambda: DeliverySettings())
+    """The outbox's retry policy."""
     files: FilesSettings = Field(default_factory=lambda: FilesSettings())
+    """Limits of run files and artifacts."""
     logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
+    """The service's log."""
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
+    """How long finished things are kept (`alerts/storage/retention.py`)."""
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)
+    """Named channels (`type: console | webhook | slack | email`)."""
     defaults: DefaultsSettings = Field(default_factory=lambda: DefaultsSettings())
+    """The root route: what alerts no route matches get."""
     routes: list[RouteConfig] = Field(default_factory=list)
+    """The routing tree below the defaults: first match wins unless `continue: true`."""
     inhibit: list[InhibitRule] = Field(default_factory=list)
+    """Alerts that mute others while they fire."""
     mute_times: dict[str, Any] = Field(default_factory=dict)
     """Named time intervals (``{name: interval or [intervals]}``) that routes mute during."""
 

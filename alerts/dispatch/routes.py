@@ -19,18 +19,28 @@ from alerts.silence.matchers import Matcher, MatcherList, matches_all
 
 
 class RouteConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", populate_by_name=True)
 
     match: MatcherList = Field(default_factory=list)
+    """Matchers on alert labels (`{severity: critical}` or `["rule=~loss.*"]`); empty matches every alert."""
     channels: list[str] | None = None
+    """Channels of the alerts this route takes (default: the parent's)."""
     continue_: bool = Field(default=False, alias="continue")
+    """Go on to the next sibling routes after this one matched."""
     group_by: list[str] | None = None
+    """As `defaults.group_by`, for this route (default: the parent's)."""
     group_wait: Duration | None = None
+    """As `defaults.group_wait` (default: the parent's)."""
     group_interval: Duration | None = None
+    """As `defaults.group_interval` (default: the parent's)."""
     repeat_interval: Duration | None = None
+    """As `defaults.repeat_interval` (default: the parent's)."""
     send_resolved: bool | None = None
+    """As `defaults.send_resolved` (default: the parent's)."""
     mute_times: list[str] | None = None
+    """As `defaults.mute_times` (default: the parent's)."""
     routes: list[RouteConfig] = Field(default_factory=list)
+    """Child routes, tried in order."""
 
 
 @dataclass(frozen=True, eq=False)

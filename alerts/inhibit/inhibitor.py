@@ -32,11 +32,14 @@ class InhibitRule(BaseModel):
     ``target_matchers`` are accepted too.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", populate_by_name=True)
 
     source: MatcherList = Field(validation_alias=AliasChoices("source", "source_matchers"))
+    """Matchers of the alerts that inhibit while they fire."""
     target: MatcherList = Field(default_factory=list, validation_alias=AliasChoices("target", "target_matchers"))
+    """Matchers of the alerts they mute."""
     equal: list[str] = Field(default_factory=list)
+    """Labels whose values source and target must share (e.g. `[run]`)."""
 
     @model_validator(mode="before")
     @classmethod

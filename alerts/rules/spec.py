@@ -112,7 +112,7 @@ CountOrDuration = Annotated[int | float, BeforeValidator(_count_or_duration)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", frozen=True)
 
 
 class Where(_Strict):
@@ -122,11 +122,17 @@ class Where(_Strict):
     """
 
     project: str = "*"
+    """Glob on the run's project."""
     run: str = "*"
+    """Glob on the run's name or id."""
     group: str = "*"
+    """Glob on the run's group (W&B `init(group=)`)."""
     job_type: str = "*"
+    """Glob on the run's job type (W&B `init(job_type=)`)."""
     tags: list[str] = Field(default_factory=list)
+    """Tags the run must all have."""
     config: dict[str, Any] = Field(default_factory=dict)
+    """Config values the run must have (`model.depth: 12` reaches into nested config)."""
 
     def matches_every_run(self) -> bool:
         """No condition at all: every run matches (``*`` matches any text, the empty one too)."""
@@ -160,7 +166,9 @@ class Over(_Strict):
     """Smoothing: aggregate the last N points (``last: 5``) or the points of a duration (``last: 5m``)."""
 
     last: CountOrDuration
+    """How many points (`5`) or how long (`5m`) to aggregate."""
     agg: Literal["mean", "min", "max", "median", "last"] = "mean"
+    """How the window's points become one value."""
 
     @property
     def points(self) -> int | None:
@@ -176,15 +184,22 @@ class Over(_Strict):
 
 class Plateau(_Strict):
     patience: int = Field(ge=1)
+    """Points without an improvement of at least `min_delta` before it fires."""
     min_delta: float = Field(default=0.0, ge=0)
+    """The least change that counts as an improvement."""
     mode: Literal["min", "max"] = "min"
+    """`min`: lower is better (a loss); `max`: higher is better (an accuracy)."""
 
 
 class Change(_Strict):
     window: int = Field(ge=1)
+    """Recent points averaged."""
     baseline: int = Field(ge=1)
+    """Earlier points averaged, before the window."""
     by: float | str
+    """How far the window may move from the baseline: a number, or a percentage like `"50%"`."""
     direction: Literal["increase", "decrease", "either"] = "either"
+    """Which way counts."""
 
     @field_validator("by")
     @classmethod
@@ -210,37 +225,61 @@ class Change(_Strict):
 
 class ZScore(_Strict):
     window: int = Field(ge=2)
+    """Points the mean and standard deviation are taken over."""
     threshold: float = Field(gt=0)
+    """Standard deviations from the mean that fire."""
     direction: Literal["increase", "decrease", "either"] = "either"
+    """Which way counts."""
 
 
 class RuleSpec(_Strict):
     """One rule as written in a rule file."""
 
     name: str
+    """Unique name: lowercase letters, digits, `_`, `.`, `-`."""
     description: str = ""
+    """Free text; shown in notifications when there is no metric."""
     where: Where = Field(default_factory=lambda: Where())
+    """Which runs the rule watches (default: every run)."""
     metric: str | None = None
+    """The metric key, or a glob (`train/*`, `*`): one series per matching key."""
     when: Annotated[Comparison | NotFinite, BeforeValidator(parse_comparison)] | None = None
+    """A threshold (`> 5`, `<= 0.1`, `== 0`) or `not finite` (NaN or ±inf)."""
     absent: Duration | None = None
+    """Fires when a matching metric has no new point for this long."""
     plateau: Plateau | None = None
+    """Fires when the metric stops improving."""
     change: Change | None = None
+    """Fires when the recent mean moves from the earlier mean by more than `by`."""
     zscore: ZScore | None = None
+    """Fires on a point this many standard deviations from the recent mean (an anomaly)."""
     expr: Annotated[Expr, BeforeValidator(lambda text: _parse_expr(text))] | None = None
+    """A condition over several metrics of the run (`` `val/loss` - `train/loss` > 0.5 ``)."""
     run_state: list[RunState] | None = None
+    """Fires when the run ends in one of these states (`crashed`, `failed`, `killed`, `finished`)."""
     over: Over | None = None
+    """Judge an aggregate of the last points or duration instead of each point."""
     for_: CountOrDuration = Field(default=0, alias="for")
+    """How many consecutive points (`3`) or how long (`5m`) the condition must hold before it fires."""
     recover_when: Annotated[Comparison | NotFinite, BeforeValidator(
         lambda text: parse_comparison(text, allow_not_finite=False))] | None = None
+    """A separate condition to resolve (hysteresis); default: the condition no longer holds."""
     keep_firing_for: Duration = 0.0
+    """Stay firing this long after the condition clears (flapping guard)."""
     severity: Severity = Severity.WARNING
+    """Severity of its alerts."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels of its alerts (for routing, grouping, silences)."""
     notify: list[str] = Field(default_factory=list)
+    """Channels for its alerts; when empty, the routes decide."""
     title: str = "{{ rule.name }}: {{ metric or rule.condition }} in {{ run.name }}"
+    """Jinja template of the alert's title."""
     text: str = ("{% if metric %}{{ metric }} = {{ value }} at step {{ step }} ({{ rule.condition }})"
                  "{% else %}{{ rule.description or rule.condition }}{% endif %}")
+    """Jinja template of the alert's text."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", frozen=True, populate_by_name=True,
+                              arbitrary_types_allowed=True)
 
     @field_validator("name")
     @classmethod

@@ -17,19 +17,23 @@ from alerts.storage.base import Store
 class RateLimit(BaseModel):
     """Storm control: a token bucket of ``burst`` notifications refilled at ``rate`` per ``per``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     rate: int = Field(ge=1)
+    """Notifications allowed per `per`."""
     per: Duration = 60.0
+    """The period of `rate`."""
     burst: int | None = Field(default=None, ge=1)
+    """Bucket size: notifications sent at once after a quiet spell (default `rate`)."""
 
 
 class ChannelConfig(BaseModel):
     """Settings every channel has; each channel's own config model extends it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     rate_limit: RateLimit | None = None
+    """Storm control: a token bucket; what exceeds it waits in the outbox, never dropped."""
     concurrency: int | None = Field(default=None, ge=1)
     """Deliveries in flight at once (default ``delivery.concurrency``), e.g. 4 for an SMTP relay that
     limits connections."""

@@ -14,7 +14,7 @@ log = logging.getLogger("alerts.notify.console")
 
 
 class ConsoleConfig(ChannelConfig):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     type: Literal["console"]
 

@@ -69,14 +69,19 @@ Address = Annotated[str, AfterValidator(_valid_address)]
 class SmtpConfig(BaseModel):
     """The SMTP server to submit mail to; ``port`` defaults to 587 (starttls), 465 (tls) or 25 (none)."""
 
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # errors must not echo the password
+    # hide_input_in_errors: errors must not echo the password
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", hide_input_in_errors=True)
 
     host: str
+    """SMTP server hostname or IP."""
     port: int = Field(default=DEFAULT_PORTS["starttls"], ge=1, le=65535)
     """Unset: 587 for starttls, 465 for tls, 25 for none (filled in before validation)."""
     username: str | None = None
+    """AUTH user (with `password`)."""
     password: SecretStr | None = None
+    """AUTH password (secret; use `${VAR}`)."""
     tls: Literal["starttls", "tls", "none"] = "starttls"
+    """`starttls` (587), `tls` (implicit, 465) or `none` (25)."""
     ca_file: str | None = None
     """A PEM bundle of CAs to trust instead of the system's (self-hosted servers, tests)."""
     timeout: Duration | None = None
@@ -108,15 +113,20 @@ class SmtpConfig(BaseModel):
 
 
 class EmailConfig(ChannelConfig):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", populate_by_name=True,
+                              hide_input_in_errors=True)
 
     type: Literal["email"]
     to: list[Address] = Field(min_length=1)
+    """Recipients."""
     from_: Address = Field(alias="from")
+    """Sender address."""
     smtp: SmtpConfig
+    """The server to submit to."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers (e.g. ``Reply-To``, ``X-Priority``); the channel's own headers cannot be overridden."""
     subject_prefix: str = ""
+    """Text put before every subject (e.g. `[ml]`)."""
     max_alerts: int = Field(default=50, ge=1)
     """Alerts listed per mail; the rest are counted in an "…and N more" line."""
 

@@ -49,17 +49,26 @@ _SHOWN_LABELS = frozenset({"severity", "project", "run", "run_name", "metric"})
 class SlackConfig(ChannelConfig):
     """``webhook_url`` (incoming webhook) or ``token`` + ``channel`` (bot token), never both."""
 
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # errors must not echo the secrets
+    # hide_input_in_errors: errors must not echo the secrets
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", hide_input_in_errors=True)
 
     type: Literal["slack"]
     webhook_url: SecretStr | None = None
+    """An incoming-webhook URL (secret)."""
     token: SecretStr | None = None
+    """A bot token (`xoxb-...`, secret) for `chat.postMessage` and threads."""
     channel: str | None = None
+    """The channel a bot token posts to (`#ml-alerts` or an id)."""
     base_url: str | None = None
+    """Slack's Web API address (a proxy or test server)."""
     username: str | None = None
+    """Display name of the messages."""
     icon_emoji: str | None = None
+    """Icon of the messages (`:rotating_light:`)."""
     timeout: Duration | None = None
+    """Bound on one request (default `delivery.timeout`)."""
     max_alerts: int = Field(10, ge=1, le=MAX_ALERTS_SHOWN)
+    """Alerts shown per message; the rest are counted."""
 
     @field_validator("webhook_url")
     @classmethod

@@ -24,14 +24,19 @@ USER_AGENT = "runwatch-alerts/0.1"
 
 
 class WebhookConfig(ChannelConfig):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     type: Literal["webhook"]
     url: str
+    """Where to POST (http or https)."""
     secret: SecretStr | None = None
+    """HMAC-SHA256 signing secret: each request carries `X-Runwatch-Signature: t=...,v1=...`."""
     format: Literal["runwatch", "alertmanager"] = "runwatch"
+    """`runwatch` (our JSON) or `alertmanager` (Alertmanager's webhook payload, version 4)."""
     headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers (e.g. `Authorization`); never logged."""
     timeout: Duration | None = None
+    """Bound on one request (default `delivery.timeout`)."""
     max_alerts: int = Field(default=0, ge=0)
     """Alerts per message (0 = all); the rest are counted in ``truncated_alerts``."""
 
