@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -33,6 +34,26 @@ def tree_path(tree: Path | None) -> str:
     return os.pathsep.join([str(tree), str(tree / "sdk"), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
+_postgres: Any = None
+
+
+def storage_url() -> str:
+    """SQLite in the service's folder, or with ``RUNWATCH_BENCH_STORAGE=postgresql`` a new database on a
+    PostgreSQL server this process starts once (Debian's, as the tests do; crash-safe settings)."""
+    global _postgres
+    if os.environ.get("RUNWATCH_BENCH_STORAGE", "sqlite") != "postgresql":
+        return "sqlite:///alerts.db"
+    if _postgres is None:
+        from tests.support.postgres import PostgresServer, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            raise SystemExit("RUNWATCH_BENCH_STORAGE=postgresql but no PostgreSQL server is installed")
+        _postgres = PostgresServer(bindir, crash_safe=True).start()
+        atexit.register(_postgres.stop)
+    return str(_postgres.create_database())
+
+
 class BenchService:
     """``tree``: another checkout whose service to run (a before/after comparison in one run); the
     benchmark's own code and load stay this checkout's."""
@@ -43,7 +64,7 @@ class BenchService:
         self.dir = Path(tempfile.mkdtemp(prefix="runwatch-bench-"))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        settings = {"server": {"host": "127.0.0.1", "port": self.port}, "storage": {"url": "sqlite:///alerts.db"},
+        settings = {"server": {"host": "127.0.0.1", "port": self.port}, "storage": {"url": storage_url()},
                     **config}
         if rules is not None:
             (self.dir / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))

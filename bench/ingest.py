@@ -280,6 +280,7 @@ def main() -> None:
     parser.add_argument("--base-tree", type=Path, help="compare with this checkout's service (before/after)")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    print(f"storage: {os.environ.get('RUNWATCH_BENCH_STORAGE', 'sqlite')} (RUNWATCH_BENCH_STORAGE)")
     if args.base_tree:
         compare(args.base_tree, runs=args.runs, seconds=args.seconds, rounds=args.rounds)
         return

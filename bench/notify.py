@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
+    print(f"storage: {os.environ.get('RUNWATCH_BENCH_STORAGE', 'sqlite')} (RUNWATCH_BENCH_STORAGE)")
     receiver = Receiver()
     storm_runs = 20
     storm_result = storm(receiver, storm_runs, args.notifications // storm_runs)

@@ -14,7 +14,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_the_committed_references_are_what_the_models_generate() -> None:
     assert (DOCS / "configuration.md").read_text() == reference.configuration(), \
         "docs/configuration.md is stale: run `python -m alerts.reference`"
-    assert (DOCS / "rules.md").read_text() == reference.rules(), "docs/rules.md is stale: run `python -m alerts.reference`"
+    assert (DOCS / "rules.md").read_text() == reference.rules(), \
+        "docs/rules.md is stale: run `python -m alerts.reference`"
 
 
 def test_every_key_is_documented() -> None:
