@@ -291,8 +291,9 @@ def main() -> None:
     lat = latency(mixed_rules(100), runs=args.runs, rate=args.rate, samples=args.samples)
     base = floor(runs=args.runs)
 
+    storage = os.environ.get("RUNWATCH_BENCH_STORAGE", "sqlite")
     print(f"\n{args.runs} runs x {len(METRICS)} metrics, batches of {STEPS_PER_BATCH} steps "
-          f"({STEPS_PER_BATCH * len(METRICS)} points), SQLite, one service process\n")
+          f"({STEPS_PER_BATCH * len(METRICS)} points), {storage}, one service process\n")
     print("| scenario | points | seconds | points/s (wall) | points per service CPU-second "
           "| service CPU-s per 1M points | x floor | service RSS MiB |")
     print("|---|---|---|---|---|---|---|---|")

@@ -150,7 +150,8 @@ def main() -> None:
                 latencies.append((receiver.arrivals[arrival] - sent) * 1000)
             time.sleep(0.02)
         latencies.sort()
-        print("\nwebhook channel, SQLite outbox + notification log, one service process, group_wait 0\n")
+        storage = os.environ.get("RUNWATCH_BENCH_STORAGE", "sqlite")
+        print(f"\nwebhook channel, {storage} outbox + notification log, one service process, group_wait 0\n")
         print("| alerts raised by | notifications | submitted in s | delivered | notifications/s "
               "(first submit to last arrival) |")
         print("|---|---|---|---|---|")
