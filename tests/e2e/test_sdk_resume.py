@@ -10,6 +10,8 @@ import pytest
 from tests.e2e.sdk_process import get_run, history, run_script, sdk_env
 from tests.support.service import ServiceProcess, running_service
 
+pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
+
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
@@ -65,8 +67,6 @@ def test_a_crashed_run_resumed_is_running_again_with_an_event(service: ServicePr
     env = sdk_env(service, service.create_key("vision"), tmp_path)
     first = run_script(FIRST.replace("runwatch.init(", "runwatch.init(id='crashy', ") + """
 import os
-
-pytestmark = pytest.mark.both_backends  # their services run on SQLite, then on PostgreSQL
 run._flush(30)
 os._exit(0)   # vanish without finishing: the heartbeat timeout marks it crashed
 """, env)

@@ -20,9 +20,11 @@ from tests.support.service import ServiceProcess, running_service
 from tests.web.browser import chromium, log_in, new_page
 from tests.web.session import form_token, logged_in
 
-OPEN = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
+OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"), ("GET", "/login"), ("POST", "/login")}
-"""What anyone may reach: health, the API's schema and docs, and the login form itself."""
+"""What anyone may reach: health and readiness, Prometheus' scrape target (counts only, as Alertmanager's),
+the API's schema and docs, and the login form itself."""
 
 HOSTILE = "<script>alert(1)</script>"
 
