@@ -93,15 +93,8 @@ def configuration() -> str:
              " ".join((AlertsSettings.__doc__ or "").split()), "",
              "Every key can also be set as `ALERTS_<SECTION>__<KEY>` (e.g. `ALERTS_SERVER__PORT=9000`); `${VAR}` in "
              "the file is replaced from the environment. Durations: `500ms`, `30s`, `5m`, `2h`, `1d`.", ""]
-    plain = [(name, info) for name, info in AlertsSettings.model_fields.items()
-             if name not in ("channels", "routes", "inhibit")]
-    rows: list[tuple[str, str, str, str]] = []
-    for name, info in plain:
-        annotation = info.annotation
-        type_name = _type_name(info.rebuild_annotation() if info.metadata else annotation)
-        rows.append((name, type_name, _default(info, type_name), " ".join((info.description or "").split())))
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(_rows(annotation, f"{name}."))
+    # channels, routes and inhibit have sections of their own below
+    rows = [row for row in _rows(AlertsSettings, "") if row[0] not in ("channels", "routes", "inhibit")]
     lines += _table(rows)
     lines += ["", "## Channels (`channels.<name>`)", "",
               "Each channel has a `type`; these are the keys of each type.", ""]
