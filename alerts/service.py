@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerts.cluster.leader import ALERT_CHANNEL, DispatchLeader
+from alerts.cluster.ownership import RunOwnership
 from alerts.config.settings import AlertsSettings
 from alerts.dispatch.groups import Dispatcher
 from alerts.dispatch.router import Router
 from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
 from alerts.ingest.runs import RunIngest
+from alerts.model import Alert, AlertStatus, Run
 from alerts.notify.channels import Channel, ChannelContext, build_channels
 from alerts.notify.channels.base import RateLimit
 from alerts.notify.delivery import Deliverer
@@ -42,7 +48,7 @@ def load_ruleset(settings: AlertsSettings) -> RuleSet:
 SettingsSource = Callable[[], AlertsSettings]
 """Reads the config again (the file, then the command line's overrides); raises ConfigError."""
 
-_RESTART_ONLY = ("server", "storage", "runs", "logging", "retention")
+_RESTART_ONLY = ("server", "storage", "runs", "logging", "retention", "cluster")
 _RETENTION_BATCHES_PER_TURN = 100
 """Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
 
@@ -71,17 +77,41 @@ class Service:
         self.silences = SilenceMuter(self.store)
         self._intervals = parse_mute_times(settings.mute_times)
         self.inhibitor = InhibitMuter(settings.inhibit, lambda: self.dispatcher.firing_labels())
+        self.nflog = NotificationLog(self.store)
         self.pipeline = Pipeline(
-            self.store, self.deliverer, NotificationLog(self.store), silencer=self.silences,
+            self.store, self.deliverer, self.nflog, silencer=self.silences,
             inhibitor=self.inhibitor, mute_times=lambda names, moment: is_muted(names, self._intervals, moment))
         self.dispatcher = Dispatcher(Router.from_settings(settings), self.pipeline.flush, public_url=self.public_url)
         # SQLite has one writer, this process: the runs it reads stay true in memory.
         self.runs = RunIngest(self.store, heartbeat_timeout=settings.runs.heartbeat_timeout,
                               cache_runs=settings.storage.url.startswith("sqlite"))
-        self.explicit_alerts = ExplicitAlerts(self.store, self.dispatcher.submit)
-        self.rules = RuleEngine(self.store, self.dispatcher.submit, public_url=self.public_url)
-        self.runs.listeners.append(self.rules)
+        cluster = settings.cluster
+        # Replicas: a saved alert reaches the dispatch leader through the database (NOTIFY on commit).
+        sink = _announced if cluster.enabled else self.dispatcher.submit
+        self.explicit_alerts = ExplicitAlerts(self.store, sink)
+        self.rules = RuleEngine(self.store, sink, public_url=self.public_url)
         self.metrics = ServiceMetrics(self.store)
+        self.ownership: RunOwnership | None = None
+        self.leader: DispatchLeader | None = None
+        self.forwarding = httpx.AsyncClient(timeout=30.0)
+        """Replicas: the client that forwards a run's points to the replica evaluating it."""
+        if cluster.enabled:
+            self.replica_id = uuid.uuid4().hex[:16]
+            self.store.alert_channel = ALERT_CHANNEL
+            self.ownership = ownership = RunOwnership(
+                self.store, self.rules, replica=self.replica_id, ttl=cluster.lease_ttl,
+                url=cluster.advertise_url or self.public_url)
+            self.runs.listeners.append(ownership)  # in front of the engine: it judges owned runs only
+            self.runs.may_judge = lambda run: _is_none(ownership.claim(run))
+            self._submitted: dict[tuple[str, AlertStatus], None] = {}
+            """The leader's memory of the alert changes it put into groups (oldest first, bounded)."""
+            self.leader = DispatchLeader(settings.storage.url, interval=cluster.leader_check_interval,
+                                         elected=self._lead, deposed=self._follow, alerts=self._dispatch_alerts)
+            leader = self.leader
+            self.metrics.cluster_state = lambda: (leader.is_leader, ownership.held, ownership.takeovers,
+                                                  ownership.forwarded)
+        else:
+            self.runs.listeners.append(self.rules)
         self.runs.observe_batch = self.metrics.batch_applied
         self.deliverer.observe_attempt = self.metrics.delivery_attempted
         self.scheduler = AsyncIOScheduler()
@@ -93,10 +123,16 @@ class Service:
         """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
         await self.store.open()
         await self.silences.refresh()
-        await self.rules.start(self.ruleset)
-        await self._restore_groups()
+        await self.rules.start(self.ruleset, restore_runs=self.ownership is None)
         self.deliverer.start()
-        self.dispatcher.start()
+        if self.leader is None:
+            await self._restore_groups()
+            self.dispatcher.start()
+        else:
+            self.leader.start()
+        if self.ownership is not None:
+            self.scheduler.add_job(self.ownership.renew, "interval", seconds=self.settings.cluster.lease_ttl / 3,
+                                   id="run-leases", max_instances=1, coalesce=True)
         timeout = self.settings.runs.heartbeat_timeout
         interval = self.settings.runs.crash_check_interval or min(5.0, timeout / 4)
         self.scheduler.add_job(self.runs.mark_silent_runs_crashed, "interval", seconds=interval,
@@ -119,6 +155,8 @@ class Service:
         other work between batches; at most ``_RETENTION_BATCHES_PER_TURN`` batches of a kind per turn, so
         a large backlog is worked off over several turns. How many rows of each kind went."""
         settings = self.settings.retention
+        if self.leader is not None and not self.leader.is_leader:
+            return {}  # one replica deletes: the dispatch leader
         now = time.time()
         deleted: dict[str, int] = {}
         for kind in RETENTION_KINDS:
@@ -199,12 +237,93 @@ class Service:
         runs = await self.store.get_runs_by_pk([a.run_pk for a in firing if a.run_pk is not None])
         self.dispatcher.restore(firing, runs)
 
+    # Replicas: the dispatch leader's side -------------------------------------------------------------
+    async def _lead(self) -> None:
+        """Elected: rebuild the groups from the database as a restart does (firing rule alerts), then
+        settle what the last leader may have died before telling, from the outbox (the record of what
+        was told): rule alerts resolved and ``alert()`` calls made in the last ``_TAKEOVER_LOOKBACK``
+        seconds go out as :meth:`_dispatch_alerts` would have sent them, unless already told."""
+        await self.dispatcher.stop()
+        self.dispatcher.groups.clear()
+        self._submitted.clear()
+        self.nflog.clear()  # another leader wrote the log since this replica last read it
+        await self._restore_groups()
+        since = time.time() - _TAKEOVER_LOOKBACK
+        told = await self.store.told_since(since)
+        notices: list[tuple[str, str]] = []
+        for alert in await self.store.alerts_ended_since(since):
+            if (alert.id, AlertStatus.RESOLVED.value) not in told:
+                if (alert.id, AlertStatus.FIRING.value) not in told:
+                    notices.append((alert.id, AlertStatus.FIRING.value))
+                notices.append((alert.id, AlertStatus.RESOLVED.value))
+        for alert in await self.store.list_alerts(project=None, source="sdk", limit=1000):
+            if alert.created_at >= since and (alert.id, alert.status.value) not in told:
+                notices.append((alert.id, alert.status.value))
+        self.dispatcher.start()
+        if notices:
+            log.info("dispatch takeover: %d alert changes the last leader had not told", len(notices))
+            await self._dispatch_alerts(notices)
+
+    async def _follow(self) -> None:
+        await self.dispatcher.stop()
+        self.dispatcher.groups.clear()
+
+    async def _dispatch_alerts(self, notices: list[tuple[str, str]]) -> None:
+        """The leader hears of saved alerts (``(id, status)`` from NOTIFY, in commit order) and puts them
+        into their groups, as one process does. The database has each alert's latest state only: one
+        heard as firing that has resolved since is first submitted (and a due group flushed) as it fired,
+        so its firing notice is not lost to the resolution that overtook it."""
+        ids = list(dict.fromkeys(alert_id for alert_id, _ in notices))
+        heard_firing = {alert_id for alert_id, status in notices if status == AlertStatus.FIRING.value}
+        submitted = self._submitted
+        # A change is heard once per save, and an alert read resolved carries its firing with it: what was
+        # submitted already is not again (a resolution re-added after its flush would be told twice).
+        alerts = [alert for alert in await self.store.get_alerts(ids) if (alert.id, alert.status) not in submitted]
+        runs = await self.store.get_runs_by_pk([a.run_pk for a in alerts if a.run_pk is not None])
+        overtaken = [replace(alert, status=AlertStatus.FIRING, ends_at=None, resolved_reason=None)
+                     for alert in alerts if alert.id in heard_firing and alert.status is AlertStatus.RESOLVED
+                     and (alert.id, AlertStatus.FIRING) not in submitted]
+        for alert in [*overtaken, *alerts]:
+            submitted[(alert.id, alert.status)] = None
+        while len(submitted) > _SUBMITTED_REMEMBERED:
+            del submitted[next(iter(submitted))]
+        if overtaken:
+            await self._submit_by_run(overtaken, runs)
+            await self.dispatcher.flush_due()
+        await self._submit_by_run(alerts, runs)
+
+    async def _submit_by_run(self, alerts: list[Alert], runs: dict[int, Run]) -> None:
+        by_run: dict[int | None, list[Alert]] = {}
+        for alert in alerts:
+            by_run.setdefault(alert.run_pk, []).append(alert)
+        for run_pk, changed in by_run.items():
+            await self.dispatcher.submit(changed, runs.get(run_pk) if run_pk is not None else None)
+
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.leader is not None:
+            await self.leader.stop()
         await self.dispatcher.stop()
         await self.deliverer.stop()
+        if self.ownership is not None:
+            with contextlib.suppress(Exception):  # the database may be gone: the leases then expire
+                await self.ownership.release_all()
+        await self.forwarding.aclose()
         await self.store.close()
+
+
+_SUBMITTED_REMEMBERED = 100_000
+_TAKEOVER_LOOKBACK = 600.0
+"""Seconds of resolved alerts and ``alert()`` calls a new dispatch leader looks back over."""
+
+
+async def _announced(_alerts: list[Alert], _run: Run | None) -> None:
+    """Replicas' alert sink: nothing to do, the store's NOTIFY took the alerts to the leader."""
+
+
+async def _is_none(claim: Awaitable[object]) -> bool:
+    return await claim is None
 
 
 def _rate_limits(settings: AlertsSettings) -> dict[str, RateLimit]:

@@ -17,6 +17,7 @@ from alerts import __version__
 from alerts.api import admin, alerts_routes, files, runs, series, silences
 from alerts.api.errors import install_error_handlers
 from alerts.api.records_fast import RecordsFastPath
+from alerts.cluster.routing import OwnerRouting
 from alerts.errors import ConfigError, StorageError
 from alerts.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from alerts.service import Service
@@ -84,6 +85,9 @@ def create_app(service: Service) -> FastAPI:
     # Outermost of ours: the SDK's record batches answered without the framework's per-request work.
     app.add_middleware(RecordsFastPath, service=service, key_cache=app.state.key_cache,
                        max_bytes=service.settings.server.max_body_bytes)
+    if service.ownership is not None:  # replicas: a run's points go to the replica evaluating it
+        app.add_middleware(OwnerRouting, ownership=service.ownership, find_run=service.runs.get_run,
+                           client=service.forwarding)
     return app
 
 

@@ -75,6 +75,21 @@ class RetentionSettings(_Strict):
     """Rows deleted per transaction (ingest waits for one batch at most)."""
 
 
+class ClusterSettings(_Strict):
+    """Several replicas on one PostgreSQL database (``docs/architecture.md``): each run is evaluated by the
+    replica holding its lease, one elected replica dispatches, every replica delivers."""
+
+    enabled: bool = False
+    """Run as one of several replicas; needs a ``postgresql://`` storage URL."""
+    advertise_url: str | None = None
+    """How the other replicas reach this one (``http://10.0.0.5:8080``), to forward a run's points to it;
+    default ``server.public_url``, else ``http://{server.host}:{server.port}``."""
+    lease_ttl: Duration = Field(default=15.0, gt=0)
+    """How long a run's lease lasts unrenewed: after its replica dies, the run moves this much later."""
+    leader_check_interval: Duration = Field(default=1.0, gt=0)
+    """How often a replica that is not the dispatch leader tries to become it."""
+
+
 class LoggingSettings(_Strict):
     format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line (time, level, logger, message, exception) for log shippers."""
@@ -166,6 +181,8 @@ class AlertsSettings(BaseSettings):
     """The service's log."""
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
     """How long finished things are kept (`alerts/storage/retention.py`)."""
+    cluster: ClusterSettings = Field(default_factory=lambda: ClusterSettings())
+    """Several replicas on one PostgreSQL database."""
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)
@@ -213,6 +230,8 @@ class AlertsSettings(BaseSettings):
         unknown_mute = [name for name in self.defaults.mute_times if name not in self.mute_times]
         if unknown_mute:
             problems.append(f"defaults.mute_times names unknown interval(s): {', '.join(unknown_mute)}")
+        if self.cluster.enabled and not self.storage.url.startswith("postgresql"):
+            problems.append("cluster.enabled needs a postgresql:// storage.url (replicas share one database)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -147,10 +147,17 @@ class Dispatcher:
                 next_flush, flushed = timers(route, key)
                 group = groups[key] = Group(route=route, key=key, labels=labels, next_flush=next_flush,
                                             flushed=flushed)
-            old = group.alerts.get(entry.key)
+            # An alert set apart under its id (below) is updated there.
+            slot = entry.alert.id if entry.alert.id in group.alerts else entry.key
+            old = group.alerts.get(slot)
             if old is not None and old.alert.id == entry.alert.id and not old.fresh:
                 entry.fresh = False  # an update of an alert that a flush has already seen
-            group.alerts[entry.key] = entry
+            elif old is not None and old.alert.id != entry.alert.id:
+                # The series fired again before a flush told of its last alert's state (a batch that caught
+                # up after an outage can hold whole episodes): that alert stays in the group, under its id,
+                # until a flush has told it (a resolved one then leaves).
+                group.alerts[old.alert.id] = old
+            group.alerts[slot] = entry
             placed.append(group)
         return placed
 
@@ -206,8 +213,11 @@ class Dispatcher:
             group.flushed = True
             for key, entry in flushed[group.key].items():
                 done = entry.alert.status is AlertStatus.RESOLVED or entry.alert.source is AlertSource.SDK
-                if done and group.alerts.get(key) is entry:
-                    del group.alerts[key]
+                if done:
+                    # Where it is now: set apart under its id if its series fired again meanwhile.
+                    for slot in (key, entry.alert.id):
+                        if group.alerts.get(slot) is entry:
+                            del group.alerts[slot]
             if group.alerts:
                 group.next_flush = now + group.route.group_interval
             else:

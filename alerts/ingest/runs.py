@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from alerts.ingest.events import IngestListener
@@ -46,6 +46,9 @@ class RunIngest:
         self.listeners: list[IngestListener] = []
         self.observe_batch: Callable[[int, float], None] | None = None
         """Told of every applied batch: its points and the seconds its listeners (the rules) took."""
+        self.may_judge: Callable[[Run], Awaitable[bool]] | None = None
+        """Replicas: whether this replica may judge the run (holds or takes its lease); the heartbeat-loss
+        check leaves the others' runs to them."""
 
     async def get_run(self, project: str, run_id: str) -> Run | None:
         """The run, from memory when cached (see ``cache_runs``)."""
@@ -122,6 +125,8 @@ class RunIngest:
         cutoff = now - self._heartbeat_timeout
         events = []
         for run in await self._store.find_silent_runs(cutoff):
+            if self.may_judge is not None and not await self.may_judge(run):
+                continue
             silent_for = now - run.last_contact
             reason = f"no contact for {silent_for:.0f}s (heartbeat timeout {self._heartbeat_timeout:g}s)"
             run_events = await self._store.list_run_events(run.pk)

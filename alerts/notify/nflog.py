@@ -40,6 +40,10 @@ class NotificationLog:
             self._cache[(channel, group)] = None if raw is None else LogEntry(
                 frozenset(raw["firing"]), frozenset(raw["resolved"]), raw["at"])
 
+    def clear(self) -> None:
+        """Forget the cached entries: another process (a former dispatch leader) may have written since."""
+        self._cache.clear()
+
     def get(self, channel: str, group_key: str) -> LogEntry | None:
         """The entry (``load`` it first); None if the group was never notified on this channel."""
         return self._cache[(channel, group_key)]

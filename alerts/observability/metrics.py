@@ -44,7 +44,14 @@ class ServiceMetrics:
                              registry=registry)
         self._leader = Gauge("runwatch_dispatch_leader",
                              "1 when this process runs dispatch (alert groups and their timers).", registry=registry)
-        self._leader.set(1)  # one process per database today: it always dispatches
+        self._leases = Gauge("runwatch_run_leases", "Runs this replica evaluates (holds the lease of).",
+                             registry=registry)
+        self._takeovers = Gauge("runwatch_run_takeovers", "Runs this replica took over since it started "
+                                "(from a replica that died, or after a restart).", registry=registry)
+        self._forwarded = Gauge("runwatch_forwarded_batches", "Record batches this replica sent on to the "
+                                "replica evaluating their run.", registry=registry)
+        self.cluster_state: Callable[[], tuple[bool, int, int, int]] = lambda: (True, 0, 0, 0)
+        """(dispatch leader?, leases held, takeovers, forwarded batches): one process alone leads."""
 
     def batch_applied(self, points: int, evaluation_seconds: float) -> None:
         """A record batch was stored (``points`` points) and evaluated in ``evaluation_seconds``."""
@@ -64,4 +71,9 @@ class ServiceMetrics:
         self._outbox.set(counts.pending_notifications)
         oldest = counts.oldest_pending_created_at
         self._oldest.set(max(0.0, self._clock() - oldest) if oldest is not None else 0.0)
+        leader, leases, takeovers, forwarded = self.cluster_state()
+        self._forwarded.set(forwarded)
+        self._leader.set(1 if leader else 0)
+        self._leases.set(leases)
+        self._takeovers.set(takeovers)
         return generate_latest(self.registry)

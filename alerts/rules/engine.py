@@ -25,7 +25,7 @@ from alerts.rules.columns import KeyColumn, key_columns
 from alerts.rules.conditions import Threshold, Verdict
 from alerts.rules.lifecycle import SeriesState, Transition, advance
 from alerts.rules.loader import Rule, RuleSet
-from alerts.rules.spec import Comparison, NotFinite
+from alerts.rules.spec import Comparison, NotFinite, RuleSpec
 from alerts.storage.base import RecordBatch, Store
 
 log = logging.getLogger(__name__)
@@ -235,9 +235,12 @@ class RuleEngine:
         return counts
 
     # Setup and reload -----------------------------------------------------------------------------
-    async def start(self, ruleset: RuleSet) -> None:
-        """Install the rules, then restore running runs and firing alerts from storage."""
+    async def start(self, ruleset: RuleSet, *, restore_runs: bool = True) -> None:
+        """Install the rules, then restore running runs and firing alerts from storage. ``restore_runs=False``
+        (replicas): no run is this engine's until :meth:`adopt` makes it so."""
         self._install(ruleset)
+        if not restore_runs:
+            return
         now = self._clock()
         for run in await self._store.list_runs(project=None, state=RunState.RUNNING.value, limit=10**9):
             self._runs[run.pk] = _RunContext(run=run, started_seen=now)
@@ -289,10 +292,13 @@ class RuleEngine:
         in the order a point-by-point pass makes them (each is tagged with the point that caused it)."""
         if run.state.is_terminal:
             return  # late points of an ended run (e.g. a final flush after a heartbeat crash): stored only
-        points = batch.points
-        if not points:
-            return
-        context = self._context(run)
+        if batch.points:
+            await self._emit(self._judge(self._context(run), batch.points), run)
+
+    def _judge(self, context: _RunContext, points: list[tuple[str, int, float, float]]) -> list[Alert]:
+        """The alert changes ``points`` (one run's, in order) make, in the order a point-by-point pass
+        makes them; series state moves on, nothing is stored or sent."""
+        run = context.run
         now = self._clock()
         plans = context.plans
         changes: list[tuple[tuple[int, int, int], Alert]] = []
@@ -321,7 +327,7 @@ class RuleEngine:
             self._judge_exprs(context, points, changes, self._quiet_exprs(context, spans))
         if len(changes) > 1:
             changes.sort(key=itemgetter(0))
-        await self._emit([alert for _, alert in changes], run)
+        return [alert for _, alert in changes]
 
     def _judge_column(self, context: _RunContext, column: KeyColumn, plan: _KeyPlan,
                       changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
@@ -447,6 +453,114 @@ class RuleEngine:
                 dirty.update(plan.expr_map)  # as setting each name in turn: first-seen order kept
         if dirty:
             self._evaluate_exprs(context, dirty, current_step or 0, last_ts, changes, len(points), quiet)
+
+    # Replicas ---------------------------------------------------------------------------------------
+    def forget_run(self, run_pk: int) -> None:
+        """Drop everything held about a run another replica now evaluates (nothing is resolved: its
+        alerts stay firing in storage, and the new owner adopts them)."""
+        self._runs.pop(run_pk, None)
+        for key in [key for key in self._series if key[1] == run_pk]:
+            del self._series[key]
+
+    def owns(self, run_pk: int) -> bool:
+        return run_pk in self._runs
+
+    async def adopt(self, run: Run) -> None:
+        """Take over a running run from another replica (or from nobody, after a restart).
+
+        The run's stored points are judged again: for each key its rules read, the last
+        ``_TAKEOVER_REPLAY`` seconds of points and at least as many as the rules' windows need. That
+        rebuilds the windows, and it judges what the previous owner may have stored without judging (it
+        was killed between the two). What the replay fires is matched with the stored alerts by rule,
+        metric and step: a stored alert keeps its id (nobody is told again); an episode the replay finds
+        with no stored alert fires now (and resolves, if it ended); a stored firing alert the points no
+        longer bear out resolves. Transitions inside a window's warm-up (before the replay has seen a
+        whole window) are not trusted as new."""
+        self.forget_run(run.pk)
+        context = self._runs[run.pk] = _RunContext(run=run, started_seen=self._clock())
+        stored = await self._store.list_alerts(project=None, run_pk=run.pk, source=AlertSource.RULE.value,
+                                               limit=10**6)
+        known = {(alert.rule or "", alert.labels.get("metric", ""), alert.step): alert for alert in stored}
+        points: list[tuple[str, int, float, float]] = []
+        warm: dict[str, int] = {}
+        for metric, (count, seconds) in self._history_needed(context, await self._store.metric_keys(run.pk)).items():
+            fetched = await self._store.recent_points(run.pk, metric, count=count, seconds=seconds + _TAKEOVER_REPLAY)
+            points += fetched
+            warm[metric] = _warm_up_end(fetched, count, seconds)
+        points.sort(key=itemgetter(1, 2))
+        replayed = self._judge(context, points) if points else []
+        last_at = max((point[2] for point in points), default=self._clock())
+        changes: list[Alert] = []
+        settled: set[str] = set()  # stored alerts the replay accounts for (attached or resolved)
+        mapped: dict[str, Alert | None] = {}  # replay alert id -> the stored alert it is (None: warm-up)
+        for change in replayed:
+            if change.status is AlertStatus.FIRING:
+                found = known.get((change.rule or "", change.labels.get("metric", ""), change.step))
+                if found is not None:
+                    mapped[change.id] = found
+                elif (change.step if change.step is not None else -1) <= self._warm_step(change, warm):
+                    mapped[change.id] = None
+                else:  # an episode nobody judged: it is news now
+                    mapped[change.id] = change
+                    changes.append(change)
+                continue
+            target = mapped.get(change.id)
+            if target is change or (target is not None and target.id == change.id):
+                changes.append(change)
+            elif target is not None and target.status is AlertStatus.FIRING and target.id not in settled:
+                settled.add(target.id)
+                changes.append(self._resolved(replace(target), change.ends_at or last_at,
+                                              change.resolved_reason or "condition cleared"))
+        for key, state in self._series.items():
+            if key[1] != run.pk or state.alert is None:
+                continue
+            target = mapped.get(state.alert.id)
+            if target is not None and target.id != state.alert.id:  # a stored alert
+                if target.status is AlertStatus.FIRING and target.id not in settled:
+                    state.alert = target
+                    settled.add(target.id)
+                else:  # resolved meanwhile by the previous owner: a holding point fires anew
+                    state.alert = None
+                    state.pending_count, state.pending_since = 0, None
+            elif target is None:  # fired in the warm-up: a stored firing alert of the series, or news
+                firing = next((a for a in stored if a.status is AlertStatus.FIRING and a.id not in settled
+                               and (a.rule or "", run.pk, a.labels.get("metric", "")) == key), None)
+                if firing is not None:
+                    state.alert = firing
+                    settled.add(firing.id)
+                else:
+                    changes.append(replace(state.alert))
+        for alert in stored:
+            if alert.status is not AlertStatus.FIRING or alert.id in settled:
+                continue
+            rule = self._rules.get(alert.rule or "")
+            key = (alert.rule or "", run.pk, alert.labels.get("metric", ""))
+            if rule is None:
+                changes.append(self._resolved(replace(alert), self._clock(), "rule removed"))
+            elif rule.spec.kind in ("absent", "run_state"):  # not judged from points: as stored
+                self._series.setdefault(key, self._new_series(rule)).alert = alert
+            else:
+                changes.append(self._resolved(replace(alert), last_at, "condition cleared"))
+        await self._emit(changes, run)
+
+    def _warm_step(self, alert: Alert, warm: dict[str, int]) -> int:
+        """The last step of the replay's warm-up for the keys ``alert``'s rule reads."""
+        rule = self._rules.get(alert.rule or "")
+        keys = rule.spec.expr.keys if rule is not None and rule.spec.expr is not None else {alert.metric or ""}
+        return max((warm.get(key, -1) for key in keys), default=-1)
+
+    def _history_needed(self, context: _RunContext, keys: list[str]) -> dict[str, tuple[int, float]]:
+        """Per metric key some rule of the run judges: how many of its last points, and how many seconds
+        back from its latest, rebuild every window (``plateau`` compares with the best ever: up to
+        ``_REPLAY_POINTS``)."""
+        needed: dict[str, tuple[int, float]] = {}
+        for key in keys:
+            rules = [rule for rule in self._index.point_rules(key) if self._applies(rule, context)]
+            rules += [rule for rule in self._index.expr_by_key.get(key, ()) if self._applies(rule, context)]
+            if rules:
+                bounds = [_window(rule.spec) for rule in rules]
+                needed[key] = (max(count for count, _ in bounds), max(seconds for _, seconds in bounds))
+        return needed
 
     async def on_run_event(self, event: RunEvent) -> None:
         run = event.run
@@ -638,6 +752,43 @@ def alert_labels(rule: Rule, run: Run, metric: str) -> dict[str, str]:
         labels["metric"] = metric
     labels.update(spec.labels)
     return labels
+
+
+_REPLAY_POINTS = 100_000
+"""The most points of one key a takeover judges again (a ``plateau``'s best-so-far, or a long duration)."""
+_TAKEOVER_REPLAY = 60.0
+"""Seconds of points (back from a key's latest) a takeover judges again at least: what a killed owner
+may have stored but not judged is the tail of what it received."""
+
+
+def _warm_up_end(points: list[tuple[str, int, float, float]], count: int, seconds: float) -> int:
+    """For a key's points as ``recent_points(count, seconds + _TAKEOVER_REPLAY)`` returned them: the last
+    step before the replay has a whole window (``count`` points and ``seconds``) behind every point, that
+    is before the last ``_TAKEOVER_REPLAY`` seconds; -1 when the points are the key's whole history (fewer
+    than ``count`` came before the time window)."""
+    if not points:
+        return -1
+    latest = points[-1][2]
+    if sum(1 for point in points if point[2] < latest - seconds - _TAKEOVER_REPLAY) < count:
+        return -1
+    return max((point[1] for point in points if point[2] < latest - _TAKEOVER_REPLAY), default=-1)
+
+
+def _window(spec: RuleSpec) -> tuple[int, float]:
+    """The points (count, and seconds back from the latest) that rebuild a rule's state exactly."""
+    count, seconds = 1, float(spec.keep_firing_for)
+    for amount in (spec.for_, spec.over.last if spec.over is not None else 0):
+        if isinstance(amount, int):
+            count += amount
+        else:
+            seconds += amount
+    if spec.plateau is not None:
+        count = _REPLAY_POINTS
+    if spec.change is not None:
+        count += spec.change.window + spec.change.baseline
+    if spec.zscore is not None:
+        count += spec.zscore.window
+    return min(count, _REPLAY_POINTS), seconds
 
 
 def _same(old: Rule, new: Rule) -> bool:

@@ -88,6 +88,16 @@ class OpsCounts:
     oldest_pending_created_at: float | None
 
 
+@dataclass(frozen=True)
+class RunLease:
+    """Who evaluates a run (cluster mode): a replica's id and address, until ``expires_at``."""
+
+    run_pk: int
+    replica: str
+    url: str
+    expires_at: float
+
+
 @dataclass
 class NewRun:
     project: str
@@ -461,6 +471,11 @@ class Store(ABC):
     async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None: ...
 
     @abstractmethod
+    async def set_channel_state_once(self, channel: str, key: str, value: Any, at: float) -> Any:
+        """Store ``value`` unless the key has a value; return the value stored (the first writer's, when
+        several replicas race)."""
+
+    @abstractmethod
     async def get_channel_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         """The stored values of many (channel, key) pairs at once; missing pairs are left out."""
 
@@ -480,3 +495,42 @@ class Store(ABC):
     @abstractmethod
     async def ops_counts(self) -> OpsCounts:
         """Alerts by status and the pending notifications (count, oldest), read now."""
+
+    # Replicas (``storage/cluster.py``) ----------------------------------------------------------------
+    alert_channel: str | None = None
+    """Cluster mode: every transaction that saves alerts also sends a ``NOTIFY`` on this PostgreSQL channel
+    with their ids and statuses (a JSON list of ``[id, status]``), so the dispatch leader hears of them
+    exactly when they commit."""
+
+    @abstractmethod
+    async def acquire_run_lease(self, run_pk: int, replica: str, url: str, *, now: float,
+                                until: float) -> RunLease:
+        """Take or renew the run's lease for ``replica`` if it is free, expired (``expires_at <= now``)
+        or already its own; either way return the lease as it stands after (its holder may be another)."""
+
+    @abstractmethod
+    async def renew_run_leases(self, replica: str, run_pks: list[int], until: float) -> list[int]:
+        """Extend the leases ``replica`` still holds among ``run_pks``; the run pks it still holds."""
+
+    @abstractmethod
+    async def release_run_leases(self, replica: str, run_pks: list[int] | None = None) -> None:
+        """Give up ``replica``'s leases (of ``run_pks``, or all): another replica may take them at once."""
+
+    @abstractmethod
+    async def recent_points(self, run_pk: int, key: str, *, count: int,
+                            seconds: float) -> list[tuple[str, int, float, float]]:
+        """Every point of a key within ``seconds`` of its latest one, and the ``count`` points before those,
+        as ``(key, step, timestamp, value)`` by step (NaN for a stored null): what a takeover judges again."""
+
+    @abstractmethod
+    async def get_alerts(self, alert_ids: list[str]) -> list[Alert]:
+        """The alerts with these ids that exist (any order)."""
+
+    @abstractmethod
+    async def alerts_ended_since(self, at: float) -> list[Alert]:
+        """Rule alerts resolved at or after ``at`` (their ``ends_at``)."""
+
+    @abstractmethod
+    async def told_since(self, at: float) -> set[tuple[str, str]]:
+        """``(alert id, status)`` of every alert some notification queued at or after ``at`` carries (the
+        outbox is the record of what was told, written with the notification log)."""

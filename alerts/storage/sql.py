@@ -51,6 +51,7 @@ from alerts.storage.base import (
     SeriesX,
     Store,
 )
+from alerts.storage.cluster import SqlCluster
 from alerts.storage.files import SqlFiles
 from alerts.storage.retention import purge_step
 from alerts.storage.series import BLOCK_UPSERT, create_series_columns, read_series, touched_blocks
@@ -68,7 +69,7 @@ def async_url(url: str) -> str:
     return url
 
 
-class SqlStore(SqlFiles, Store):
+class SqlStore(SqlFiles, SqlCluster, Store):
     def __init__(self, url: str) -> None:
         self._url = url
         self._engine: AsyncEngine | None = None
@@ -131,6 +132,10 @@ class SqlStore(SqlFiles, Store):
             async with self._writer.paused(), self.engine.begin() as conn:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 yield conn
+
+    @staticmethod
+    def _alerts_from(rows: Any) -> list[Alert]:
+        return [_alert(row) for row in rows]
 
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
@@ -416,6 +421,7 @@ class SqlStore(SqlFiles, Store):
                      "suppressed": state[title][1]} for title in changed])
             if created:
                 await conn.execute(t.alerts.insert(), [_alert_row(alert) for alert in created])
+                await self._announce(conn, created)
         return outcomes
 
     async def save_alerts(self, alerts: list[Alert]) -> None:
@@ -431,6 +437,7 @@ class SqlStore(SqlFiles, Store):
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=["id"], set_={name: stmt.excluded[name] for name in columns},
             ), [_alert_row(alert) for alert in alerts])
+            await self._announce(conn, alerts)
 
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
                           source: str | None = None, rule: str | None = None, severity: str | None = None,
@@ -545,6 +552,12 @@ class SqlStore(SqlFiles, Store):
     async def set_channel_state(self, channel: str, key: str, value: Any, at: float) -> None:
         async with self._begin() as conn:
             await self._set_channel_states(conn, [ChannelState(channel, key, value, at)])
+
+    async def set_channel_state_once(self, channel: str, key: str, value: Any, at: float) -> Any:
+        async with self._begin() as conn:
+            await conn.execute(self._insert(t.channel_state).values(
+                channel=channel, key=key, value=value, updated_at=at).on_conflict_do_nothing())
+        return await self.get_channel_state(channel, key)
 
     async def _set_channel_states(self, conn: AsyncConnection, states: list[ChannelState]) -> None:
         stmt = self._insert(t.channel_state)

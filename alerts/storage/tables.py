@@ -305,3 +305,13 @@ artifact_usage = Table(
     Column("at", Float, nullable=False),
     PrimaryKeyConstraint("run_pk", "artifact_pk", "relation"),
 )
+
+run_leases = Table(
+    # Replicas (cluster mode): which replica evaluates a run, until when, and where to forward its points.
+    # One row per run, so two replicas can never both hold it: taking it is one conditional upsert.
+    "run_leases", metadata,
+    Column("run_pk", Integer, primary_key=True),
+    Column("replica", String(64), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

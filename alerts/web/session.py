@@ -44,9 +44,9 @@ class Sessions:
         """The signing secret, created once and shared through the store."""
         if self._secret is None:
             stored = await self._store.get_channel_state(*_SECRET_KEY)
-            if not isinstance(stored, str):
-                await self._store.set_channel_state(*_SECRET_KEY, secrets.token_urlsafe(48), time.time())
-                stored = await self._store.get_channel_state(*_SECRET_KEY)  # a concurrent replica may have won
+            if not isinstance(stored, str):  # the first replica to write it wins; the others adopt its secret
+                stored = await self._store.set_channel_state_once(*_SECRET_KEY, secrets.token_urlsafe(48),
+                                                                  time.time())
             self._secret = str(stored)
         return self._secret
 

@@ -250,3 +250,25 @@ async def test_a_graceful_stop_gives_unsent_claims_back(store: Store) -> None:
     assert len(pending) == 1 and pending[0].next_attempt_at <= before + 1, \
         "a restart sends it at once instead of waiting for the lease to run out"
     assert pending[0].attempts == 0
+
+
+async def test_a_series_that_fires_again_before_its_last_alert_was_told_keeps_both(store: Store) -> None:
+    """A batch that caught up after an outage can hold whole episodes of one series: each alert is told."""
+    stack = await build(store, group_interval="200ms", send_resolved=True)
+    try:
+        first = make_alert(alert_id="first")
+        await stack.dispatcher.submit([first], None)
+        await wait_until(lambda: len(stack.channel.sent) == 1)
+        # Before the next flush: the first resolves, and the series fires again, then again.
+        second, third = make_alert(alert_id="second"), make_alert(alert_id="third")
+        await stack.dispatcher.submit([make_alert(alert_id="first", status=AlertStatus.RESOLVED), second,
+                                       make_alert(alert_id="second", status=AlertStatus.RESOLVED), third], None)
+        await wait_until(lambda: len(stack.channel.sent) == 2)
+        told = {(a["id"], a["status"]) for n, _, _ in stack.channel.sent[1:] for a in n.message["alerts"]}
+        assert told == {("first", "resolved"), ("second", "resolved"), ("third", "firing")}
+        await stack.dispatcher.submit([make_alert(alert_id="third", status=AlertStatus.RESOLVED)], None)
+        await wait_until(lambda: len(stack.channel.sent) == 3)
+        assert [(a["id"], a["status"]) for a in stack.channel.sent[2][0].message["alerts"]] == [("third", "resolved")]
+        assert stack.dispatcher.groups == {}
+    finally:
+        await stack.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import httpx
 import yaml
 
 from tests.support.ports import free_port
+from tests.support.waiting import stop_process
 
 
 class ServiceProcess:
@@ -108,13 +108,7 @@ class ServiceProcess:
         raise RuntimeError(f"service did not become healthy:\n{self.log_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,3 +24,14 @@ def eventually(probe: Callable[[], T], check: Callable[[T], bool], *, timeout: f
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s; last seen: {value!r}")
         time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Ask a child to stop with ``sig``; SIGKILL it if it has not exited within ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
