@@ -99,3 +99,58 @@ class BenchService:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process is not None else []
+
+
+class BenchCluster:
+    """``replicas`` services on one PostgreSQL database (``cluster.enabled``) behind nginx, configured by
+    ``deploy/nginx.conf`` as the suite runs it: the same face as :class:`BenchService` (``base_url`` is
+    nginx's), its CPU the sum of the replicas'."""
+
+    def __init__(self, config: dict[str, Any], rules: list[dict[str, Any]] | None = None, *,
+                 tree: Path | None = None, replicas: int = 3) -> None:
+        if os.environ.get("RUNWATCH_BENCH_STORAGE") != "postgresql":
+            raise SystemExit("RUNWATCH_BENCH_REPLICAS needs RUNWATCH_BENCH_STORAGE=postgresql")
+        url = storage_url()
+        clustered = {**config, "storage": {"url": url}, "cluster": {"enabled": True}}
+        self.members = [BenchService(clustered, rules, tree=tree) for _ in range(replicas)]
+        self.dir = self.members[0].dir
+        self.proxy: Any = None
+        self.base_url = ""
+
+    def cli(self, *args: str) -> str:
+        return self.members[0].cli(*args)
+
+    def start(self) -> BenchCluster:
+        from tests.support.nginx import Nginx, find_nginx
+
+        for member in self.members:
+            member.start()
+        binary = find_nginx()
+        if binary is None:
+            raise SystemExit("RUNWATCH_BENCH_REPLICAS needs nginx")
+        self.proxy = Nginx(binary, [f"127.0.0.1:{member.port}" for member in self.members]).start()
+        self.base_url = self.proxy.base_url
+        return self
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+        for member in self.members:
+            member.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for member in self.members for pid in member.pids]
+
+
+def make_service(config: dict[str, Any], rules: list[dict[str, Any]] | None = None, *,
+                 tree: Path | None = None) -> BenchService | BenchCluster:
+    """One service, or with ``RUNWATCH_BENCH_REPLICAS=N`` (N > 1, on PostgreSQL) N replicas behind nginx."""
+    replicas = int(os.environ.get("RUNWATCH_BENCH_REPLICAS", "1"))
+    if replicas > 1:
+        return BenchCluster(config, rules, tree=tree, replicas=replicas)
+    return BenchService(config, rules, tree=tree)

@@ -29,7 +29,7 @@ import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._service import BenchService, free_port  # noqa: E402
+from bench._service import free_port, make_service  # noqa: E402
 
 METRICS = [f"train/m{i}" for i in range(18)] + ["train/loss", "val/acc"]
 STEPS_PER_BATCH = 10  # one SDK batch: 10 committed steps of 20 metrics = 200 points
@@ -105,12 +105,16 @@ def floor(*, runs: int, batches_per_run: int = 4) -> dict[str, float]:
     return {"points": points, "points_per_cpu_s": points / cpu}
 
 
+def _cpu(procs: list[psutil.Process]) -> float:
+    return float(sum(times.user + times.system for times in (p.cpu_times() for p in procs)))
+
+
 def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4,
                tree: Path | None = None) -> dict[str, float]:
     """Points/s and per service CPU-second: ``clients`` threads post batches for their share of the runs,
     round-robin (every run logs all along, as concurrent training runs do), until ``seconds`` are up.
     Timed from when every run has logged its first batch: the steady state, not the runs' first points."""
-    service = BenchService({"channels": {"console": {"type": "console"}}}, rules, tree=tree).start()
+    service = make_service({"channels": {"console": {"type": "console"}}}, rules, tree=tree).start()
     try:
         key = service.cli("keys", "create", "--project", "bench")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -120,7 +124,7 @@ def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, client
                 client.post("/api/v1/runs", json={"project": "bench", "id": run, "tags": ["bench"]}).raise_for_status()
         per_client = [run_ids[i::clients] for i in range(clients)]
         total = [0] * clients
-        proc = psutil.Process(service.process.pid)  # type: ignore[union-attr]
+        procs = [psutil.Process(pid) for pid in service.pids]  # every replica's, when there are several
         warm = threading.Barrier(clients + 1)
         go = threading.Event()
         window: dict[str, Any] = {}
@@ -146,15 +150,15 @@ def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, client
         warm.wait()
         started = time.monotonic()
         window["stop"] = started + seconds
-        cpu_before = proc.cpu_times()
+        cpu_before = _cpu(procs)
         go.set()
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        cpu_after = proc.cpu_times()
-        cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        cpu = _cpu(procs) - cpu_before
         return {"points": sum(total), "elapsed": elapsed, "points_per_s": sum(total) / elapsed,
-                "points_per_cpu_s": sum(total) / cpu if cpu else 0.0, "rss_mb": proc.memory_info().rss / 2**20}
+                "points_per_cpu_s": sum(total) / cpu if cpu else 0.0,
+                "rss_mb": sum(p.memory_info().rss for p in procs) / 2**20}
     finally:
         service.stop()
 
@@ -197,7 +201,7 @@ run.finish()
 def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int) -> dict[str, float]:
     receiver = Receiver()
     probe_rule = {"name": "probe-high", "metric": "probe.*", "when": "> 0.5"}
-    service = BenchService({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
+    service = make_service({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
                             # every label groups: each probe series is its own group, sent after group_wait 0
                             "defaults": {"channels": ["hook"], "send_resolved": False, "group_by": ["..."]}},
                            rules + [probe_rule]).start()
@@ -293,7 +297,8 @@ def main() -> None:
 
     storage = os.environ.get("RUNWATCH_BENCH_STORAGE", "sqlite")
     print(f"\n{args.runs} runs x {len(METRICS)} metrics, batches of {STEPS_PER_BATCH} steps "
-          f"({STEPS_PER_BATCH * len(METRICS)} points), {storage}, one service process\n")
+          f"({STEPS_PER_BATCH * len(METRICS)} points), {storage}, "
+          f"{os.environ.get('RUNWATCH_BENCH_REPLICAS', '1')} service process(es)\n")
     print("| scenario | points | seconds | points/s (wall) | points per service CPU-second "
           "| service CPU-s per 1M points | x floor | service RSS MiB |")
     print("|---|---|---|---|---|---|---|---|")

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._service import BenchService, free_port  # noqa: E402
+from bench._service import free_port, make_service  # noqa: E402
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,7 +70,7 @@ def storm(receiver: Receiver, runs: int, metrics: int) -> tuple[float, int, floa
     """Rule alerts: each run posts one step in which every metric crosses a threshold, so each series
     fires (its own group, one notification). Returns (seconds to submit, delivered, notifications/s)."""
     rules = [{"name": "over", "metric": "m*", "when": "> 0", "severity": "warning", "title": "{{ metric }}"}]
-    service = BenchService({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
+    service = make_service({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
                             "defaults": {"channels": ["hook"], "group_wait": "0s",
                                          "group_by": ["project", "run", "rule", "metric"]}}, rules).start()
     try:
@@ -105,7 +105,7 @@ def main() -> None:
     storm_runs = 20
     storm_result = storm(receiver, storm_runs, args.notifications // storm_runs)
     receiver.arrivals.clear()
-    service = BenchService({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
+    service = make_service({"channels": {"hook": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/"}},
                             "defaults": {"channels": ["hook"], "group_wait": "0s"}}).start()
     try:
         key = service.cli("keys", "create", "--project", "bench")

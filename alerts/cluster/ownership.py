@@ -68,10 +68,12 @@ class RunOwnership:
                         log.info("run %s/%s is now evaluated by replica %s", run.project, run.id, lease.replica)
                     self._engine.forget_run(run.pk)
                     return lease
-                self._held[run.pk] = lease.expires_at
                 if not self._engine.owns(run.pk) and run.state is RunState.RUNNING:
+                    # Before the lease counts as held here: the run's other requests wait on the lock
+                    # above, so none is judged against half-rebuilt windows.
                     await self._engine.adopt(run)
                     self.takeovers += 1
+                self._held[run.pk] = lease.expires_at
                 return None
         finally:
             if not lock.locked():
