@@ -151,7 +151,8 @@ def main() -> None:
             time.sleep(0.02)
         latencies.sort()
         storage = os.environ.get("RUNWATCH_BENCH_STORAGE", "sqlite")
-        print(f"\nwebhook channel, {storage} outbox + notification log, one service process, group_wait 0\n")
+        print(f"\nwebhook channel, {storage} outbox + notification log, "
+              f"{os.environ.get('RUNWATCH_BENCH_REPLICAS', '1')} service process(es), group_wait 0\n")
         print("| alerts raised by | notifications | submitted in s | delivered | notifications/s "
               "(first submit to last arrival) |")
         print("|---|---|---|---|---|")
