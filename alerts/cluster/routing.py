@@ -58,7 +58,7 @@ class OwnerRouting:
                                                 "while this request was forwarded; retry"})
             return
         body = await _read_all(receive)
-        target = lease.url.rstrip("/") + scope["raw_path"].decode("latin-1")
+        target = lease.url.rstrip("/") + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         passed = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()
                   if name in _PASSED_HEADERS}
         passed[FORWARDED.decode()] = self._ownership.replica
