@@ -28,7 +28,7 @@ from tests.support.service import ServiceProcess
 pytestmark = pytest.mark.postgres
 
 RUNS = 50
-STEPS = 4000  # 10 steps a batch, a batch per 0.2 s: ~80 s of streaming per run (a longer stream dilutes
+STEPS = 8000  # 10 steps a batch, a batch per 0.2 s: ~160 s of streaming per run (a longer stream dilutes
 # the one burst of notices that a kill catches between their delivery and its record: see the docstring)
 CYCLE = 100  # loss is high for 10 steps every 100, each run at its own phase (notices spread over time)
 LEASE_TTL = 5.0
