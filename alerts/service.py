@@ -34,6 +34,7 @@ from alerts.observability.metrics import ServiceMetrics
 from alerts.rules.engine import RuleEngine
 from alerts.rules.loader import RuleSet, expand_rule_files, load_rules
 from alerts.storage import Store, open_store
+from alerts.storage.outage import guarded
 from alerts.storage.retention import KINDS as RETENTION_KINDS
 from alerts.timeinterval.intervals import is_muted, parse_mute_times
 
@@ -130,19 +131,21 @@ class Service:
             self.dispatcher.start()
         else:
             self.leader.start()
-        if self.ownership is not None:
-            self.scheduler.add_job(self.ownership.renew, "interval", seconds=self.settings.cluster.lease_ttl / 3,
-                                   id="run-leases", max_instances=1, coalesce=True)
         timeout = self.settings.runs.heartbeat_timeout
-        interval = self.settings.runs.crash_check_interval or min(5.0, timeout / 4)
-        self.scheduler.add_job(self.runs.mark_silent_runs_crashed, "interval", seconds=interval,
-                               id="heartbeat-loss", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.rules.check_absent, "interval", seconds=1.0, id="absent",
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.silences.refresh, "interval", seconds=1.0, id="silences",
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.enforce_retention, "interval", seconds=self.settings.retention.interval,
-                               id="retention", max_instances=1, coalesce=True)
+        jobs: list[tuple[str, Callable[[], Awaitable[object]], float, str]] = [
+            ("heartbeat-loss", self.runs.mark_silent_runs_crashed,
+             self.settings.runs.crash_check_interval or min(5.0, timeout / 4), "the heartbeat check"),
+            ("absent", self.rules.check_absent, 1.0, "the absence check"),
+            ("silences", self.silences.refresh, 1.0, "refreshing silences"),
+            ("retention", self.enforce_retention, self.settings.retention.interval, "retention"),
+        ]
+        if self.ownership is not None:
+            jobs.insert(0, ("run-leases", self.ownership.renew, self.settings.cluster.lease_ttl / 3,
+                            "renewing run leases"))
+        for job_id, job, seconds, what in jobs:
+            # A database outage is one warning line per turn, and the job simply runs again at its next turn.
+            self.scheduler.add_job(guarded(job, what, log), "interval", seconds=seconds, id=job_id,
+                                   max_instances=1, coalesce=True)
         self.scheduler.start()
         log.info("loaded %d rules from %d files", len(self.ruleset.rules), len(self.ruleset.files))
         # What start-up made (modules, rules, restored state) lives as long as the process: out of the

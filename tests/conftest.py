@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from alerts.storage import Store, open_store
-from tests.support.postgres import PostgresServer, find_bindir
+from tests.support.postgres import PostgresServer, required_bindir
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
+from tests.support.slack_server import SlackServer
+from tests.support.smtp_server import Certificates, SmtpServer, make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "sdk") not in sys.path:  # this checkout's SDK in-process too, whatever is installed elsewhere
@@ -54,12 +56,7 @@ def no_run_left_behind() -> Iterator[None]:
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session (see tests/support/postgres.py); skipped where none is
     installed, unless ``RUNWATCH_REQUIRE_POSTGRES=1`` (CI) makes that an error."""
-    bindir = find_bindir()
-    if bindir is None:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail("RUNWATCH_REQUIRE_POSTGRES=1 but no PostgreSQL server (initdb) is installed")
-        pytest.skip("no PostgreSQL server installed (initdb not found)")
-    server = PostgresServer(bindir).start()
+    server = PostgresServer(required_bindir()).start()
     yield server
     server.stop()
 
@@ -81,6 +78,28 @@ async def store(storage_url: str) -> AsyncIterator[Store]:
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA and a server certificate for the SMTP servers' TLS (the channel trusts the CA by ``ca_file``)."""
+    return make_certificates(tmp_path_factory.mktemp("smtp-certs"))
+
+
+@pytest.fixture
+def smtp(certificates: Certificates) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd): STARTTLS and implicit TLS ports, AUTH (tests/support/smtp_server.py)."""
+    server = SmtpServer(certificates).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """A local server speaking Slack's Web API and incoming-webhook protocol (tests/support/slack_server.py)."""
+    server = SlackServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

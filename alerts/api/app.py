@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from alerts import __version__
 from alerts.api import admin, alerts_routes, files, runs, series, silences
 from alerts.api.errors import install_error_handlers
+from alerts.api.outage import StorageOutage
 from alerts.api.records_fast import RecordsFastPath
 from alerts.cluster.routing import OwnerRouting
 from alerts.errors import ConfigError, StorageError
@@ -88,6 +89,7 @@ def create_app(service: Service) -> FastAPI:
     if service.ownership is not None:  # replicas: a run's points go to the replica evaluating it
         app.add_middleware(OwnerRouting, ownership=service.ownership, find_run=service.runs.get_run,
                            client=service.forwarding)
+    app.add_middleware(StorageOutage)  # outermost: a database outage is a 503 wherever it surfaces
     return app
 
 

@@ -22,6 +22,7 @@ from alerts.dispatch.routes import Route
 from alerts.model import Alert, AlertSource, AlertStatus, Run
 from alerts.notify.message import group_key
 from alerts.presentation import alert_object
+from alerts.storage.outage import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,8 @@ class Dispatcher:
         flushed = {group.key: dict(group.alerts) for group in due}
         try:
             await self._flush(due, now)
-        except Exception:  # storage trouble: nothing of these flushes was written; all are retried
-            log.exception("flushing %d groups failed; retrying in 1s", len(due))
+        except Exception as error:  # storage trouble: nothing of these flushes was written; all are retried
+            log_failure(log, "flushing %d groups failed; retrying in 1s", error, len(due))
             for group in due:
                 group.next_flush = now + 1.0
             return

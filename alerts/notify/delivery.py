@@ -30,6 +30,7 @@ from alerts.model import Notification, NotificationStatus
 from alerts.notify.channels.base import Channel, RateLimit
 from alerts.notify.ratelimit import TokenBucket
 from alerts.storage.base import DeliveryAttempt, Store
+from alerts.storage.outage import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,8 @@ class Deliverer:
                         pass
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store may be briefly unavailable; never let the loop die
-                log.exception("delivery loop error; retrying in 1s")
+            except Exception as error:  # the store may be briefly unavailable; never let the loop die
+                log_failure(log, "delivery loop error; retrying in 1s", error)
                 await asyncio.sleep(1.0)
 
     async def _dispatch_due(self) -> float:
@@ -284,8 +285,8 @@ class _OutcomeWriter:
             batch, self._pending = self._pending, []
             try:
                 await self._store.record_attempts(batch)
-            except Exception:  # keep them: the rows stay claimed, nothing is re-sent until this lands
-                log.exception("recording %d delivery outcomes failed; retrying in 1s", len(batch))
+            except Exception as error:  # keep them: the rows stay claimed, nothing is re-sent until this lands
+                log_failure(log, "recording %d delivery outcomes failed; retrying in 1s", error, len(batch))
                 self._pending[:0] = batch
                 await asyncio.sleep(1.0)
                 continue

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,23 +24,11 @@ from tests.service.test_delivery import call, send_alerts, start_run
 from tests.support.outbox import wait_for_status
 from tests.support.ports import free_port
 from tests.support.service import ServiceProcess
-from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer, make_certificates
+from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer
 
 GROUP_LABELS = {"project": "vision", "run": "r1", "rule": "x"}
 GROUP = 'default:{project="vision", rule="x", run="r1"}'
 SUBJECT_GROUP = "project=vision run=r1 rule=x"
-
-
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("smtp-certs"))
-
-
-@pytest.fixture
-def smtp(certificates: Certificates) -> Iterator[SmtpServer]:
-    server = SmtpServer(certificates).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,6 @@ from tests.support.service import ServiceProcess
 from tests.support.slack_server import TOKEN, WEBHOOK_PATH, SlackMessage, SlackServer
 
 GROUP = 'default:{project="vision", rule="loss-nan", run="r1"}'
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tests.support.ports import free_port
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 from tests.support.slack_server import SlackServer
-from tests.support.smtp_server import USERNAME, Certificates, SmtpServer, make_certificates
+from tests.support.smtp_server import USERNAME, Certificates, SmtpServer
 
 KEY_PREFIX = "rwk_"
 
@@ -93,11 +93,6 @@ class Captured:
                     context = text[max(0, at - 120):at + len(needle) + 40].replace("\n", "⏎")
                     found.append(f"{label} leaked in {source}: …{context}…")
         return found
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("smtp-certs"))
 
 
 @pytest.fixture

@@ -36,6 +36,19 @@ def find_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def required_bindir() -> Path:
+    """:func:`find_bindir` for a test that needs a server: skips without one, unless
+    ``RUNWATCH_REQUIRE_POSTGRES=1`` (CI) makes that a failure."""
+    import pytest  # only the tests' fixtures call this
+
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail("RUNWATCH_REQUIRE_POSTGRES=1 but no PostgreSQL server (initdb) is installed")
+        pytest.skip("no PostgreSQL server installed (initdb not found)")
+    return bindir
+
+
 class PostgresServer:
     """``initdb`` + ``pg_ctl start`` on 127.0.0.1:<free port>, trust authentication. ``crash_safe=False``
     (tests) turns fsync off; benchmarks keep it on, with ``synchronous_commit=off`` as SQLite's
@@ -67,13 +80,25 @@ class PostgresServer:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
+        self._start_server()
+        return self
+
+    def _start_server(self) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c synchronous_commit=off "
                    "-c max_connections=300")
         if not self.crash_safe:
             options += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
                   "-w", "-t", str(int(_SERVER_STARTS_WITHIN)), "start")
-        return self
+
+    def shut_down(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data (``fast``: connections are cut, as a restart does;
+        ``immediate``: a crash, recovered from the WAL at the next start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", timeout=60)
+
+    def start_again(self) -> None:
+        """Start a server that :meth:`shut_down` stopped, on the same port and data."""
+        self._start_server()
 
     def stop(self) -> None:
         try:

@@ -45,6 +45,8 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._open = threading.Event()  # cleared by hold(): answers wait until release()
         self._open.set()
+        self.stalled: list[ReceivedRequest] = []  # requests that met stall(): never answered, never processed
+        self._stall = threading.Event()  # set by stall(), cleared by unstall()
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -67,6 +69,16 @@ class WebhookReceiver:
                 if len(body) < declared:
                     return  # the sender went away mid-request (it was killed): no request arrived
                 arrived = time.monotonic()
+                if receiver._stall.is_set():
+                    # A hung receiver: the request is neither answered nor processed; the connection is
+                    # dropped once the stall ends (bounded, like hold()), long after the sender timed out.
+                    with receiver._lock:
+                        receiver.stalled.append(ReceivedRequest(self.path, dict(self.headers.items()), body, arrived))
+                    deadline = time.monotonic() + 120
+                    while receiver._stall.is_set() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.close_connection = True
+                    return
                 time.sleep(receiver.delay)
                 receiver._open.wait(timeout=120)  # bounded: a test that forgets release() fails, never hangs
                 request = ReceivedRequest(self.path, dict(self.headers.items()), body, arrived)
@@ -100,8 +112,17 @@ class WebhookReceiver:
     def release(self) -> None:
         self._open.set()
 
+    def stall(self) -> None:
+        """Hang every request from now on (the sender's timeout fires; nothing is processed) until
+        :meth:`unstall`: a receiver stuck on its own backend."""
+        self._stall.set()
+
+    def unstall(self) -> None:
+        self._stall.clear()
+
     def stop(self) -> None:
         self._open.set()
+        self._stall.clear()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
