@@ -6,10 +6,12 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# Spelled without \s and \d, so it means the same in JSON Schema (ECMA regexes) as here: schemas show it.
+_SPACE = r"[ \t\n\r\f\v]*"
+_DURATION = re.compile(rf"^{_SPACE}([0-9]+(?:\.[0-9]+)?){_SPACE}(ms|s|m|h|d){_SPACE}$")
 
 
 def parse_duration(value: object) -> float:
@@ -37,5 +39,8 @@ def format_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration),
+                     WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                                               {"type": "string", "pattern": _DURATION.pattern}],
+                                     "description": "seconds, or 500ms, 30s, 5m, 4h, 1d"})]
 """A pydantic field type: accepts the notation above, holds seconds as ``float``."""

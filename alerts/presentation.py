@@ -10,7 +10,32 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from alerts.model import Alert, Notification, Run
+
+
+def json_bytes(value: Any, *, indent: bool = False) -> bytes:
+    """JSON for answers and pages, by orjson: NaN and infinities become null, keys strings.
+
+    Integers past 64 bits are JSON (and a run's config may hold them: it is the user's), but orjson
+    refuses them; the rare value that has one is written with those integers spelled out.
+    """
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        return orjson.dumps(value, option=option)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return orjson.dumps(_big_ints_spelled(value), option=option)
+
+
+def _big_ints_spelled(value: Any) -> Any:
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value))
+    if isinstance(value, dict):
+        return {key: _big_ints_spelled(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_ints_spelled(item) for item in value]
+    return value
 
 
 def iso(ts: float | None) -> str | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
+from alerts.api.answers import AlertList, NotificationList, answers
 from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
 from alerts.model import AlertSource, Severity
 from alerts.presentation import alert_object, notification_json
@@ -15,7 +16,7 @@ from alerts.presentation import alert_object, notification_json
 router = APIRouter(prefix="/api/v1", strict_content_type=False)
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertList, responses=answers(401, 403, 422))
 async def list_alerts(key: CurrentKey, service: CurrentService, project: str | None = None,
                       status: Literal["pending", "firing", "resolved"] | None = None,
                       run: str | None = None, rule: str | None = None, severity: Severity | None = None,
@@ -49,7 +50,7 @@ async def list_alerts(key: CurrentKey, service: CurrentService, project: str | N
     return {"alerts": out}
 
 
-@router.get("/notifications")
+@router.get("/notifications", response_model=NotificationList, responses=answers(401, 403, 422))
 async def list_notifications(key: CurrentKey, service: CurrentService,
                              status: Literal["pending", "delivered", "failed"] | None = None,
                              limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:

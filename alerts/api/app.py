@@ -9,28 +9,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from alerts import __version__
 from alerts.api import admin, alerts_routes, files, runs, series, silences
+from alerts.api.answers import Health, Readiness
 from alerts.api.errors import install_error_handlers
 from alerts.api.outage import StorageOutage
 from alerts.api.records_fast import RecordsFastPath
+from alerts.api.schemas import BODY_COMPONENTS
 from alerts.cluster.routing import OwnerRouting
 from alerts.errors import ConfigError, StorageError
 from alerts.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from alerts.presentation import json_bytes
 from alerts.service import Service
 
 
-class JsonResponse(Response):
-    """orjson rendering: fast, and NaN (which user config may hold) becomes null instead of a 500."""
+class JsonResponse(JSONResponse):
+    """orjson rendering: fast, and NaN (which user config may hold) becomes null instead of a 500.
 
-    media_type = "application/json"
+    A ``JSONResponse`` still, so FastAPI documents the routes' response models as JSON in /openapi.json.
+    """
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return json_bytes(content)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -61,11 +64,11 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(series.router)
     app.include_router(files.router)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}})
     async def readyz() -> Response:
         """Ready for traffic: the database answers and its schema is this release's (a load balancer's and
         the container's check; ``/healthz`` only says the process serves)."""
@@ -83,6 +86,7 @@ def create_app(service: Service) -> FastAPI:
     from alerts.web import install as install_dashboard  # the web layer sits on top of the API
 
     install_dashboard(app, service)
+    _document_hand_read_bodies(app)
     # Outermost of ours: the SDK's record batches answered without the framework's per-request work.
     app.add_middleware(RecordsFastPath, service=service, key_cache=app.state.key_cache,
                        max_bytes=service.settings.server.max_body_bytes)
@@ -91,6 +95,24 @@ def create_app(service: Service) -> FastAPI:
                            client=service.forwarding)
     app.add_middleware(StorageOutage)  # outermost: a database outage is a 503 wherever it surfaces
     return app
+
+
+def _document_hand_read_bodies(app: FastAPI) -> None:
+    """Add the schemas of the bodies routes read themselves (``BODY_COMPONENTS``) to /openapi.json."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            known = schema.setdefault("components", {}).setdefault("schemas", {})
+            clashes = [name for name, body in BODY_COMPONENTS.items() if known.get(name, body) != body]
+            if clashes:
+                raise RuntimeError(f"two different schemas are both named {', '.join(clashes)} in /openapi.json")
+            known.update(BODY_COMPONENTS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 async def _reload_quietly(service: Service) -> None:

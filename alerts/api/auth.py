@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alerts.keys import hash_key
 from alerts.model import ApiKey
@@ -42,6 +43,17 @@ async def current_key(request: Request, service: Annotated[Service, Depends(get_
     return key
 
 
+_BEARER = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                     description="A Runwatch API key (`alerts keys create`): `Authorization: Bearer <key>`")
+
+
+async def bearer_key(request: Request, service: Annotated[Service, Depends(get_service)],
+                     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> ApiKey:
+    """:func:`current_key` as the routes' dependency: the same key, and the scheme in /openapi.json
+    (``current_key`` reads the header itself, so the dashboard can call it with a request alone)."""
+    return await current_key(request, service)
+
+
 def require_project(key: ApiKey, project: str) -> None:
     if not key.may_access(project):
         raise HTTPException(403, f"this API key is not allowed to access project {project!r}")
@@ -52,5 +64,5 @@ def require_admin(key: ApiKey) -> None:
         raise HTTPException(403, "this endpoint needs an admin API key")
 
 
-CurrentKey = Annotated[ApiKey, Depends(current_key)]
+CurrentKey = Annotated[ApiKey, Depends(bearer_key)]
 CurrentService = Annotated[Service, Depends(get_service)]

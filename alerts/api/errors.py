@@ -7,8 +7,11 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.ingest.records import RecordError
@@ -23,7 +26,29 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
             for e in errors]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (a router answers 405 naming only its own route's)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's body parsing says 400 "There was an error parsing the body" for bytes that are not
+            # UTF-8, where malformed JSON gets a 422 json_invalid: answer both alike, naming the body.
+            return JSONResponse({"detail": [{"loc": ["body"], "type": "json_invalid",
+                                             "msg": f"the body is not JSON: it is not UTF-8 text ({exc.__cause__})"}]},
+                                status_code=422)
+        if exc.status_code == 405:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _clean(list(exc.errors()))}, status_code=422)

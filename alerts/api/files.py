@@ -18,17 +18,28 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from alerts.api.answers import (
+    DOWNLOAD,
+    ArtifactLogged,
+    ArtifactManifest,
+    BlobStored,
+    BlobsToUpload,
+    FileAnswer,
+    FileList,
+    RunArtifacts,
+    answers,
+)
 from alerts.api.auth import CurrentKey, CurrentService, require_project
 from alerts.api.errors import BodyLimit
 from alerts.api.schemas import RunId
-from alerts.ingest.protocol import _Body
+from alerts.ingest.protocol import MAX_SAFE_INTEGER, WHOLE_FLOATS, _Body
 from alerts.model import Run
 from alerts.presentation import iso
 from alerts.service import Service
@@ -49,14 +60,16 @@ router = APIRouter(prefix="/api/v1", strict_content_type=False)
 MAX_PATH_BYTES = 1024
 MAX_METADATA_BYTES = 64 * 1024
 _SPOOL_IN_MEMORY = 8 * 2**20  # an upload up to this size stays in memory; a larger one goes to a temp file
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 _BLOB_PUT = re.compile(r"^/api/v1/projects/[^/]+/blobs/[^/]+$")
 
 ArtifactName = Annotated[str, Field(min_length=1, max_length=128, pattern=_NAME)]
 ArtifactType = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME)]
-Alias = Annotated[str, Field(min_length=1, max_length=128, pattern=_NAME)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# A name, but not v<N> (which names a version): the schema's pattern; _user_aliases says why one is refused.
+_ALIAS = r"^(?:[A-Za-uw-z0-9][A-Za-z0-9_.\-]*|v(?:[0-9]*[A-Za-z_.\-][A-Za-z0-9_.\-]*)?)$"
+Alias = Annotated[str, Field(min_length=1, max_length=128, pattern=_NAME, json_schema_extra={"pattern": _ALIAS})]
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 
 
 class BodyLimitExceptUploads(BodyLimit):
@@ -89,6 +102,21 @@ def path_problem(path: str) -> str | None:
     return None
 
 
+# What path_problem accepts, as a regex for /openapi.json (a client may check paths before sending; the
+# service checks with path_problem, whose messages say what is wrong). tests/service/test_files_api.py
+# holds the two to the same answer. Spelled with explicit classes only: the same in ECMA and Python.
+_CHAR = r"[^\x00-\x1f\x7f\\/]"  # anything but control characters and the two slashes
+_SEGMENT = rf"(?:[^\x00-\x1f\x7f\\/.]{_CHAR}*|\.[^\x00-\x1f\x7f\\/.]{_CHAR}*|\.\.{_CHAR}+)"  # not . or ..
+_FIRST_SEGMENT = (rf"(?:[^\x00-\x1f\x7f\\/.A-Za-z]{_CHAR}*|[A-Za-z](?:[^\x00-\x1f\x7f\\/:]{_CHAR}*)?"
+                  rf"|\.[^\x00-\x1f\x7f\\/.]{_CHAR}*|\.\.{_CHAR}+)")  # ... and no drive letter (C:)
+FILE_PATH_PATTERN = rf"^{_FIRST_SEGMENT}(?:/{_SEGMENT})*$"
+_FILE_PATH_SCHEMA = {"pattern": FILE_PATH_PATTERN, "maxLength": MAX_PATH_BYTES}
+_FILE_PATH_DOC = ("a relative, '/'-separated path without '.', '..' or empty segments, backslashes or "
+                  f"control characters, at most {MAX_PATH_BYTES} bytes of UTF-8")
+FilePath = Annotated[str, Path(description=_FILE_PATH_DOC, json_schema_extra=_FILE_PATH_SCHEMA)]
+Digest = Annotated[str, Path(pattern=SHA256_PATTERN, description="the sha256 of the contents, in hex")]
+
+
 def _invalid(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
 
@@ -98,12 +126,6 @@ def _checked_path(path: str) -> str:
     if problem:
         raise _invalid(("path", "path"), f"file path {path!r} {problem}")
     return path
-
-
-def _checked_digest(sha256: str) -> str:
-    if not _SHA256.match(sha256):
-        raise _invalid(("path", "sha256"), "must be the sha256 of the contents: 64 lowercase hex digits")
-    return sha256
 
 
 def human_size(size: int | None) -> str:
@@ -188,10 +210,14 @@ class MissingBody(_Body):
 
 
 class EntryBody(_Body):
-    path: str
+    model_config = ConfigDict(json_schema_extra={"oneOf": [  # what _contents checks, for /openapi.json
+        {"required": ["sha256"], "properties": {"sha256": {"type": "string"}}},
+        {"required": ["ref"], "properties": {"ref": {"type": "string"}}}]})
+
+    path: Annotated[str, Field(description=_FILE_PATH_DOC, json_schema_extra=_FILE_PATH_SCHEMA)]
     sha256: Sha256 | None = None
     ref: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
-    size: Annotated[int, Field(ge=0)] | None = None
+    size: Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER), WHOLE_FLOATS] | None = None
 
     @field_validator("path")
     @classmethod
@@ -267,7 +293,8 @@ async def _run_or_404(service: Service, project: str, run_id: str) -> Run:
     return run
 
 
-@router.post("/projects/{project}/blobs/missing")
+@router.post("/projects/{project}/blobs/missing", response_model=BlobsToUpload,
+             responses=answers(401, 403, 413, 422))
 async def missing_blobs(project: str, body: MissingBody, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     """Which of these contents the project has not uploaded yet, and the size limit of one file."""
     require_project(key, project)
@@ -275,22 +302,26 @@ async def missing_blobs(project: str, body: MissingBody, key: CurrentKey, servic
             "max_file_bytes": int(service.settings.files.max_file_bytes)}
 
 
-@router.head("/projects/{project}/blobs/{sha256}")
-async def has_blob(project: str, sha256: str, key: CurrentKey, service: CurrentService) -> Response:
+@router.head("/projects/{project}/blobs/{sha256}", response_class=Response, responses={
+    **answers(401, 403, 422), 200: {"description": "The project has these contents"},
+    404: {"description": "The project has not uploaded these contents"}})
+async def has_blob(project: str, sha256: Digest, key: CurrentKey, service: CurrentService) -> Response:
     require_project(key, project)
-    missing = await service.store.missing_blobs(project, [_checked_digest(sha256)])
+    missing = await service.store.missing_blobs(project, [sha256])
     return Response(status_code=404 if missing else 200)
 
 
-@router.put("/projects/{project}/blobs/{sha256}", response_model=None, openapi_extra={"requestBody": {
-    "required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def put_blob(project: str, sha256: str, request: Request, key: CurrentKey, service: CurrentService,
+@router.put("/projects/{project}/blobs/{sha256}", response_model=BlobStored,
+             responses=answers(400, 401, 403, 413, 422), openapi_extra={"requestBody": {
+                 "required": True, "content": {"application/octet-stream": {
+                     "schema": {"type": "string", "format": "binary"}}}}})
+async def put_blob(project: str, sha256: Digest, request: Request, key: CurrentKey, service: CurrentService,
                    path: Annotated[str | None, Query(max_length=MAX_PATH_BYTES,
                                                      description="the file's name, for messages")] = None,
                    ) -> dict[str, Any] | JSONResponse:
     """The raw contents as the body; stored if they hash to ``sha256``. Idempotent."""
     require_project(key, project)
-    digest = _checked_digest(sha256)
+    digest = sha256
     limit = int(service.settings.files.max_file_bytes)
     what = f"file {path!r}" if path else f"blob {digest}"
 
@@ -327,8 +358,9 @@ async def put_blob(project: str, sha256: str, request: Request, key: CurrentKey,
     return {"sha256": digest, "size": size, "created": created}
 
 
-@router.put("/runs/{project}/{run_id}/files/{path:path}", response_model=None)
-async def put_run_file(project: str, run_id: str, path: str, body: RunFileBody, key: CurrentKey,
+@router.put("/runs/{project}/{run_id}/files/{path:path}", response_model=FileAnswer,
+            responses=answers(401, 403, 404, 409, 413, 422))
+async def put_run_file(project: str, run_id: str, path: FilePath, body: RunFileBody, key: CurrentKey,
                        service: CurrentService) -> dict[str, Any] | JSONResponse:
     """Store (or replace) the run's file ``path`` with contents uploaded as a blob."""
     require_project(key, project)
@@ -347,15 +379,16 @@ async def put_run_file(project: str, run_id: str, path: str, body: RunFileBody, 
     return file_json(stored, run)
 
 
-@router.get("/runs/{project}/{run_id}/files")
+@router.get("/runs/{project}/{run_id}/files", response_model=FileList, responses=answers(401, 403, 404, 422))
 async def list_run_files(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
     return {"files": [file_json(f, run) for f in await service.store.list_run_files(run.pk)]}
 
 
-@router.get("/runs/{project}/{run_id}/files/{path:path}", response_model=None)
-async def get_run_file(project: str, run_id: str, path: str, key: CurrentKey,
+@router.get("/runs/{project}/{run_id}/files/{path:path}", response_model=None,
+            response_class=StreamingResponse, responses=answers(401, 403, 404, 422, ok=DOWNLOAD))
+async def get_run_file(project: str, run_id: str, path: FilePath, key: CurrentKey,
                        service: CurrentService) -> StreamingResponse:
     require_project(key, project)
     _checked_path(path)
@@ -366,7 +399,8 @@ async def get_run_file(project: str, run_id: str, path: str, key: CurrentKey,
     return download(service, stored.sha256, stored.size, path)
 
 
-@router.post("/projects/{project}/artifacts", response_model=None)
+@router.post("/projects/{project}/artifacts", response_model=ArtifactLogged,
+             responses=answers(401, 403, 404, 409, 413, 422))
 async def log_artifact(project: str, body: ArtifactBody, key: CurrentKey,
                        service: CurrentService) -> dict[str, Any] | JSONResponse:
     """A version of ``body.name`` with these entries: the existing one with the same digest, else a new one."""
@@ -418,7 +452,8 @@ async def _artifact_or_404(service: Service, project: str, name: str, version: s
     return found
 
 
-@router.get("/projects/{project}/artifacts/{name}/{version}")
+@router.get("/projects/{project}/artifacts/{name}/{version}", response_model=ArtifactManifest,
+            responses=answers(401, 403, 404, 422))
 async def get_artifact(project: str, name: str, version: str, key: CurrentKey,
                        service: CurrentService) -> dict[str, Any]:
     """The manifest of ``v<N>``, ``latest``, an alias or a digest."""
@@ -428,8 +463,9 @@ async def get_artifact(project: str, name: str, version: str, key: CurrentKey,
     return artifact_json(found, creators, await service.store.artifact_entries(found.pk))
 
 
-@router.get("/projects/{project}/artifacts/{name}/{version}/files/{path:path}", response_model=None)
-async def get_artifact_file(project: str, name: str, version: str, path: str, key: CurrentKey,
+@router.get("/projects/{project}/artifacts/{name}/{version}/files/{path:path}", response_model=None,
+            response_class=StreamingResponse, responses=answers(401, 403, 404, 422, ok=DOWNLOAD))
+async def get_artifact_file(project: str, name: str, version: str, path: FilePath, key: CurrentKey,
                             service: CurrentService) -> StreamingResponse:
     require_project(key, project)
     _checked_path(path)
@@ -449,7 +485,8 @@ async def artifact_file_download(service: Service, version: ArtifactVersion, pat
     return download(service, entry.sha256, entry.size or 0, path)
 
 
-@router.post("/runs/{project}/{run_id}/artifacts/used")
+@router.post("/runs/{project}/{run_id}/artifacts/used", response_model=ArtifactManifest,
+             responses=answers(401, 403, 404, 413, 422))
 async def use_artifact(project: str, run_id: str, body: UseBody, key: CurrentKey,
                        service: CurrentService) -> dict[str, Any]:
     """Record that the run uses an artifact version (of its project or, with the key's access, another)."""
@@ -463,7 +500,8 @@ async def use_artifact(project: str, run_id: str, body: UseBody, key: CurrentKey
     return artifact_json(used, creators, await service.store.artifact_entries(used.pk))
 
 
-@router.get("/runs/{project}/{run_id}/artifacts")
+@router.get("/runs/{project}/{run_id}/artifacts", response_model=RunArtifacts,
+            responses=answers(401, 403, 404, 422))
 async def run_artifacts(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)

@@ -11,9 +11,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from alerts.api.answers import (
+    AlertCallResults,
+    Heartbeat,
+    HistoryPage,
+    HistoryRow,
+    MediaList,
+    RecordsAnswer,
+    RunDetail,
+    RunList,
+    RunStarted,
+    WhoAmI,
+    answers,
+)
 from alerts.api.auth import CurrentKey, CurrentService, require_project
-from alerts.api.schemas import AlertsBody, RecordsBody, RunInit
+from alerts.api.schemas import RECORDS_BODY_SCHEMA, AlertsBody, RecordsBody, RunInit
 from alerts.export import history_csv, history_json
+from alerts.ingest.protocol import MAX_SAFE_INTEGER
 from alerts.model import Run
 from alerts.names import readable_name
 from alerts.presentation import history_row_json, run_json
@@ -30,12 +44,25 @@ async def _run_or_404(service: Service, project: str, run_id: str) -> Run:
     return run
 
 
-@router.get("/auth")
+@router.get("/auth", response_model=WhoAmI, responses=answers(401))
 async def whoami(key: CurrentKey) -> dict[str, Any]:
     return {"project": key.project, "admin": key.admin, "key_id": key.id}
 
 
-@router.post("/runs")
+# OpenAPI links: the project and id in the answer to an init are what the run's own routes take.
+_RUN_ROUTES = [("GetRun", "get", ""), ("AddRecords", "post", "/records"), ("AddAlerts", "post", "/alerts"),
+               ("Heartbeat", "post", "/heartbeat"), ("History", "get", "/history"), ("Media", "get", "/media"),
+               ("Series", "get", "/series"), ("Files", "get", "/files"), ("PutFile", "put", "/files/{path}"),
+               ("GetFile", "get", "/files/{path}"), ("Artifacts", "get", "/artifacts"),
+               ("UseArtifact", "post", "/artifacts/used")]
+_RUN_PATH = "/api/v1/runs/{project}/{run_id}"
+_RUN_LINKS = {name: {"operationRef": f"#/paths/{(_RUN_PATH + tail).replace('/', '~1')}/{method}",
+                     "parameters": {"project": "$response.body#/project", "run_id": "$response.body#/id"}}
+              for name, method, tail in _RUN_ROUTES}
+
+
+@router.post("/runs", response_model=RunStarted, responses={
+    **answers(401, 403, 404, 409, 413, 422), 200: {"description": "The run, created or resumed", "links": _RUN_LINKS}})
 async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, body.project)
     resume = {True: "allow", False: "never"}[body.resume] if isinstance(body.resume, bool) else body.resume
@@ -50,14 +77,12 @@ async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> d
             "resumed": not created, "last_step": last_step}
 
 
-_RECORDS_ANSWER = {"type": "object", "required": ["accepted", "duplicates", "last_seq"], "properties": {
-    "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}, "last_seq": {"type": "integer"}}}
-
-
-@router.post("/runs/{project}/{run_id}/records", response_model=None, responses={200: {
-    "description": "What was applied", "content": {"application/json": {"schema": _RECORDS_ANSWER}}}},
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": RecordsBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+# The body is read by hand (below, and in records_fast.py), so FastAPI is only told its schema.
+@router.post("/runs/{project}/{run_id}/records", response_model=None,
+             responses=answers(401, 403, 404, 409, 413, 422, ok={"model": RecordsAnswer,
+                                                                 "description": "What was applied"}),
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": RECORDS_BODY_SCHEMA}}}})
 async def add_records(project: str, run_id: str, request: Request, key: CurrentKey,
                       service: CurrentService) -> Response:
     require_project(key, project)
@@ -76,7 +101,8 @@ async def add_records(project: str, run_id: str, request: Request, key: CurrentK
                                   "last_seq": result.last_seq}), media_type="application/json")
 
 
-@router.post("/runs/{project}/{run_id}/alerts")
+@router.post("/runs/{project}/{run_id}/alerts", response_model=AlertCallResults,
+             responses=answers(401, 403, 404, 413, 422))
 async def add_alerts(project: str, run_id: str, body: AlertsBody, key: CurrentKey,
                      service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
@@ -86,7 +112,8 @@ async def add_alerts(project: str, run_id: str, body: AlertsBody, key: CurrentKe
     return {"results": [{"id": r.id, "status": r.status, "alert_id": r.alert_id} for r in results]}
 
 
-@router.post("/runs/{project}/{run_id}/heartbeat")
+@router.post("/runs/{project}/{run_id}/heartbeat", response_model=Heartbeat,
+             responses=answers(401, 403, 404, 422))
 async def heartbeat(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
@@ -94,11 +121,11 @@ async def heartbeat(project: str, run_id: str, key: CurrentKey, service: Current
     return {"state": run.state.value, "heartbeat_interval": service.settings.heartbeat_interval}
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=RunList, responses=answers(401, 403, 422))
 async def list_runs(key: CurrentKey, service: CurrentService, project: str | None = None,
                     state: str | None = None, tag: str | None = None, name: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                    offset: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER)] = 0) -> dict[str, Any]:
     if project is None and not key.admin:
         project = key.project
     if project is not None:
@@ -108,7 +135,7 @@ async def list_runs(key: CurrentKey, service: CurrentService, project: str | Non
     return {"runs": [run_json(run, service.public_url) for run in runs]}
 
 
-@router.get("/runs/{project}/{run_id}")
+@router.get("/runs/{project}/{run_id}", response_model=RunDetail, responses=answers(401, 403, 404, 422))
 async def get_run(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
@@ -117,10 +144,16 @@ async def get_run(project: str, run_id: str, key: CurrentKey, service: CurrentSe
             "events": [{"state": e.state.value, "reason": e.reason, "at": e.at} for e in events]}
 
 
-@router.get("/runs/{project}/{run_id}/history", response_model=None, responses={200: {"content": {
-    "application/json": {}, "text/csv": {}}, "description": "A page of rows, or with `format` the whole export"}})
+_HISTORY = {"description": "A page of rows; with `format`, every row after `after_step`, streamed",
+            "model": HistoryPage | list[HistoryRow],
+            "content": {"text/csv": {"schema": {"type": "string", "description": "_step,_timestamp,<keys>"}}}}
+
+
+@router.get("/runs/{project}/{run_id}/history", response_model=None,
+            responses=answers(401, 403, 404, 422, ok=_HISTORY))
 async def history(project: str, run_id: str, key: CurrentKey, service: CurrentService,
-                  keys: str | None = None, after_step: int = -1,
+                  keys: str | None = None,
+                  after_step: Annotated[int, Query(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)] = -1,
                   limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
                   format: Literal["json", "csv"] | None = None) -> dict[str, Any] | StreamingResponse:
     """A page of rows (``limit`` steps after ``after_step``); with ``format``, every row after
@@ -145,7 +178,7 @@ async def history(project: str, run_id: str, key: CurrentKey, service: CurrentSe
     return {"rows": [history_row_json(row) for row in rows], "next_after_step": next_after}
 
 
-@router.get("/runs/{project}/{run_id}/media")
+@router.get("/runs/{project}/{run_id}/media", response_model=MediaList, responses=answers(401, 403, 404, 422))
 async def media(project: str, run_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)

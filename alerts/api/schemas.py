@@ -6,10 +6,11 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import models_json_schema
 
-from alerts.ingest.protocol import RecordsBody, Timestamp, _Body
+from alerts.ingest.protocol import MAX_INTEGER, MAX_SAFE_INTEGER, WHOLE_FLOATS, RecordsBody, Timestamp, _Body
 
-__all__ = ["AlertCall", "AlertsBody", "RecordsBody", "RunInit"]
+__all__ = ["AlertCall", "AlertsBody", "BODY_COMPONENTS", "RECORDS_BODY_SCHEMA", "RecordsBody", "RunInit"]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -28,7 +29,7 @@ class RunInit(_Body):
     started_at: Timestamp | None = None
     resume: bool | Literal["allow", "never", "must"] | None = None
     host: Annotated[str, Field(max_length=300)] | None = None
-    pid: int | None = None
+    pid: Annotated[int, Field(ge=0, le=MAX_INTEGER), WHOLE_FLOATS] | None = None
     # What the SDK learnt about the machine at init (OS, Python, program, git, CPUs, GPUs); free-form.
     system: dict[str, Any] | None = None
 
@@ -53,9 +54,21 @@ class AlertCall(_Body):
     level: Literal["info", "warning", "error"] = "info"
     wait_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
     timestamp: Timestamp
-    step: Annotated[int, Field(ge=0)] | None = None
+    step: Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER), WHOLE_FLOATS] | None = None
     delayed: bool = False
 
 
 class AlertsBody(_Body):
     alerts: list[AlertCall] = Field(min_length=1, max_length=100_000)
+
+
+def _components(*models: type[_Body]) -> dict[str, Any]:
+    _, found = models_json_schema([(model, "validation") for model in models],
+                                  ref_template="#/components/schemas/{model}")
+    return dict(found.get("$defs", {}))
+
+
+BODY_COMPONENTS = _components(RecordsBody)
+"""Schemas of the bodies routes read themselves (FastAPI never sees their models): OpenAPI components
+that ``create_app`` adds to ``/openapi.json`` so the routes' ``$ref`` resolve."""
+RECORDS_BODY_SCHEMA = {"$ref": "#/components/schemas/RecordsBody"}

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 
+from alerts.api.answers import Series, answers
 from alerts.api.auth import CurrentKey, CurrentService, require_project
 from alerts.model import Run
 from alerts.presentation import json_float
@@ -61,7 +62,7 @@ async def series_json(service: Service, run: Run, key: str, x: SeriesX = "step",
     }
 
 
-@router.get("/runs/{project}/{run_id}/series")
+@router.get("/runs/{project}/{run_id}/series", response_model=Series, responses=answers(401, 403, 404, 422))
 async def series(project: str, run_id: str, api_key: CurrentKey, service: CurrentService,
                  key: Annotated[str, Query(min_length=1, max_length=300, description="the metric key")],
                  x: Literal["step", "time"] = "step",

@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.api.answers import SilenceAnswer, SilenceList, answers
 from alerts.api.auth import CurrentKey, CurrentService
 from alerts.durations import Duration
+from alerts.ingest.protocol import MAX_TIMESTAMP, Timestamp
 from alerts.model import ApiKey
 from alerts.silence.matchers import Matcher, MatcherError
 from alerts.silence.silences import Silence, new_silence
@@ -18,11 +20,11 @@ router = APIRouter(prefix="/api/v1", strict_content_type=False)
 
 
 class SilenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     matchers: Annotated[list[str], Field(min_length=1, max_length=50)]
-    starts_at: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    ends_at: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
     duration: Duration | None = None
     created_by: Annotated[str, Field(min_length=1, max_length=200)]
     comment: Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -58,6 +60,9 @@ def create_silence(body: SilenceBody, matchers: list[Matcher], now: float) -> Si
         ends_at = body.ends_at
     elif body.duration is not None:
         ends_at = starts_at + body.duration
+        if not ends_at <= MAX_TIMESTAMP:  # also NaN (an infinite duration from an infinite start)
+            raise HTTPException(422, [{"loc": ["body", "duration"], "type": "value_error",
+                                       "msg": "the silence would end after 9999-12-31T23:59:59Z"}])
     else:
         raise HTTPException(422, [{"loc": ["body", "ends_at"], "msg": "give ends_at or duration",
                                    "type": "missing"}])
@@ -72,7 +77,7 @@ def silence_json(silence: Silence, now: float) -> dict[str, Any]:
     return {**silence.to_json(), "state": silence.state(now)}
 
 
-@router.post("/silences")
+@router.post("/silences", response_model=SilenceAnswer, responses=answers(401, 403, 413, 422))
 async def add_silence(body: SilenceBody, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     matchers = parse_matcher_texts(body.matchers)
     _check_scope(key, matchers)
@@ -83,7 +88,7 @@ async def add_silence(body: SilenceBody, key: CurrentKey, service: CurrentServic
     return silence_json(silence, now)
 
 
-@router.get("/silences")
+@router.get("/silences", response_model=SilenceList, responses=answers(401, 422))
 async def list_silences(key: CurrentKey, service: CurrentService,
                         state: Literal["pending", "active", "expired"] | None = None) -> dict[str, Any]:
     now = time.time()
@@ -92,7 +97,8 @@ async def list_silences(key: CurrentKey, service: CurrentService,
     return {"silences": [silence_json(s, now) for s in silences if state is None or s.state(now) == state]}
 
 
-@router.delete("/silences/{silence_id}")
+@router.delete("/silences/{silence_id}", response_model=SilenceAnswer,
+                responses=answers(401, 403, 404, 422))
 async def expire_silence(silence_id: str, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     now = time.time()
     found = [Silence.from_json(row) for row in await service.store.list_silences() if row["id"] == silence_id]

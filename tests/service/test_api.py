@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -10,6 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from alerts.api import answers
+from alerts.api.files import artifact_json, file_json
+from alerts.model import Alert, AlertSource, AlertStatus, Notification, Run, RunState, Severity
+from alerts.presentation import alert_object, notification_json, run_json
+from alerts.storage.base import ArtifactVersion, StoredFile
 from tests.support.service import ServiceProcess, running_service
 
 
@@ -226,3 +232,95 @@ def test_records_answers_are_the_same_on_the_fast_path(service: ServiceProcess, 
     assert service.api("POST", path, key=other, json=batch).status_code == 403
     response = httpx.post(f"{service.base_url}{path}", json=batch)
     assert response.status_code == 401
+
+
+# Found by tests/faults/test_api_schema.py: each of these was a 500 (and the first two kept the run
+# answering 500 on every read afterwards), or an answer its schema did not document.
+@pytest.mark.parametrize(("path", "body", "loc"), [
+    # A start beyond 9999-12-31 was stored, then every answer showing the run overflowed datetime.
+    ("/api/v1/runs", {"project": "vision", "id": "{run}", "started_at": 7.0e307}, ["body", "started_at"]),
+    ("/api/v1/runs/vision/{run}/records", {"records": [{"seq": 1, "type": "exit", "state": "finished",
+                                                        "timestamp": 1e300}]},
+     ["body", "records", 0, "exit", "timestamp"]),
+    # Integers past what the database (and exact JSON) hold: SQLite's OverflowError.
+    ("/api/v1/runs/vision/{run}/alerts", {"alerts": [{"id": "a", "title": "t", "timestamp": 1, "step": 2**64}]},
+     ["body", "alerts", 0, "step"]),
+    ("/api/v1/runs/vision/{run}/records", {"records": [{"seq": 1, "type": "history", "step": 2**63,
+                                                        "timestamp": 1, "data": {}}]},
+     ["body", "records", 0, "history", "step"]),
+    ("/api/v1/runs", {"project": "vision", "id": "{run}", "pid": 2**40}, ["body", "pid"]),
+    # A JSON true is not the integer 1 (nor 0 a false): the schema says integer, boolean.
+    ("/api/v1/runs", {"project": "vision", "id": "{run}", "pid": True}, ["body", "pid"]),
+    ("/api/v1/runs/vision/{run}/alerts", {"alerts": [{"id": "a", "title": "t", "timestamp": 1, "delayed": 0}]},
+     ["body", "alerts", 0, "delayed"]),
+    # A duration that ends the silence after 9999 (the dashboard and `alerts silence list` overflowed).
+    ("/api/v1/silences", {"matchers": ["project=vision"], "duration": 1e300, "created_by": "me",
+                          "comment": "c"}, ["body", "duration"]),
+])
+def test_input_past_what_the_service_can_store_or_show_is_a_422(service: ServiceProcess, project_key: str,
+                                                                 run: str, path: str, body: dict[str, object],
+                                                                 loc: list[object]) -> None:
+    existing = f"{run}-exists"
+    assert init_run(service, project_key, existing).status_code == 200
+    if body.get("id") == "{run}":
+        body = {**body, "id": run}
+    response = service.api("POST", path.format(run=existing), key=project_key, json=body)
+    assert response.status_code == 422, response.text
+    assert loc in [error["loc"] for error in response.json()["detail"]]
+    assert service.api("GET", f"/api/v1/runs/vision/{existing}", key=project_key).status_code == 200
+
+
+def test_huge_integers_in_a_config_are_shown_as_they_came(service: ServiceProcess, project_key: str,
+                                                          run: str) -> None:
+    """JSON has integers of any size, and a run's config is the user's: orjson's 64-bit limit made every
+    read of such a run a 500."""
+    big = 10**30
+    body = {"project": "vision", "id": run, "config": {"seed": big, "nested": [{"n": -big}], "nan": float("nan")}}
+    response = service.api("POST", "/api/v1/runs", key=project_key, content=json.dumps(body),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    for path in (f"/api/v1/runs/vision/{run}", "/api/v1/runs?project=vision"):
+        response = service.api("GET", path, key=project_key)
+        assert response.status_code == 200, response.text
+        assert f'"seed":{big}' in response.text and f'"n":-{big}' in response.text
+    shown = service.api("GET", f"/api/v1/runs/vision/{run}", key=project_key).json()["config"]
+    assert shown == {"seed": big, "nested": [{"n": -big}], "nan": None}
+
+
+def test_a_body_that_is_not_utf8_is_a_422_naming_the_body(service: ServiceProcess, project_key: str) -> None:
+    """Malformed JSON is a 422 json_invalid at ["body", ...]; bytes that are not UTF-8 got FastAPI's
+    undocumented 400 "There was an error parsing the body"."""
+    for content in (b"\xef'\xef\x16f\x10\xef", b'{"project": "vision", "id": "r",'):
+        response = service.api("POST", "/api/v1/runs", key=project_key, content=content,
+                               headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["type"] == "json_invalid"
+        assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_a_method_a_path_lacks_is_a_405_allowing_all_of_its_methods(service: ServiceProcess) -> None:
+    """The router named only the methods of the first route with the path (`Allow: POST` for /runs)."""
+    for path, allowed in (("/api/v1/runs", "GET, POST"), ("/api/v1/silences", "GET, POST"),
+                          ("/api/v1/runs/vision/r/files/a.txt", "GET, PUT")):
+        response = service.api("OPTIONS", path)
+        assert response.status_code == 405
+        assert response.headers["allow"] == allowed
+
+
+def test_the_documented_answers_keep_every_key_the_service_shows() -> None:
+    """A route's response_model is also a filter: a key added to a presentation function but not to its
+    model in alerts/api/answers.py would vanish from the API (and stay on the dashboard)."""
+    run = Run(pk=1, project="p", id="r", name="n", state=RunState.RUNNING, config={}, tags=[], notes=None,
+              group=None, job_type=None, summary={}, created_at=1.0, started_at=1.0, last_contact=1.0)
+    alert = Alert(id="a", fingerprint="f", source=AlertSource.SDK, project="p", title="t", text="",
+                  severity=Severity.INFO, labels={}, status=AlertStatus.FIRING, starts_at=1.0)
+    version = ArtifactVersion(pk=1, project="p", name="a", type="t", version=0, digest="d", description=None,
+                              metadata={}, size=0, file_count=0, created_by=None, created_at=1.0)
+    stored = StoredFile(path="f", sha256="s", size=0, kind="file", updated_at=1.0)
+    notification = Notification(id="n", channel="c", group_key="g", message={})
+    shown = [(run_json(run, "http://x"), answers.Run),
+             (alert_object(alert, run, "http://x"), answers.AlertAnswer),
+             (notification_json(notification), answers.NotificationAnswer),
+             (artifact_json(version), answers.ArtifactAnswer), (file_json(stored, run), answers.FileAnswer)]
+    for data, model in shown:
+        assert set(data) <= set(model.model_fields), (model.__name__, set(data) - set(model.model_fields))

@@ -4,13 +4,17 @@ artifacts with aliases, size limits answered 413 naming the file and the limit, 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from alerts.api.files import FILE_PATH_PATTERN, MAX_PATH_BYTES, path_problem
 from tests.support.service import ServiceProcess, running_service
 
 MAX_BODY = 4000
@@ -110,6 +114,18 @@ def test_a_body_that_does_not_hash_to_the_digest_is_refused(service: ServiceProc
     assert never.status_code == 409 and never.json()["missing"] == [sha(b"never sent")]
     malformed = service.api("PUT", f"/api/v1/runs/vision/{run}/files/a.txt", key=key, json={"sha256": "abc"})
     assert malformed.status_code == 422 and errors(malformed)[0]["loc"] == ["body", "sha256"]
+
+
+_AS_SCHEMAS_MEAN_IT = re.compile(FILE_PATH_PATTERN.removesuffix("$") + r"\Z")  # JSON Schema's `$`: the very end
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(st.text(st.sampled_from(list("ab:./\\\x00\x1f\x7f\n é")), max_size=9))
+def test_the_documented_path_pattern_accepts_what_the_service_accepts(path: str) -> None:
+    """/openapi.json shows FILE_PATH_PATTERN (clients and fuzzers go by it); path_problem decides (its
+    messages say what is wrong). The two must agree, length aside (bytes, which a pattern cannot count)."""
+    assert len(path.encode()) <= MAX_PATH_BYTES
+    assert (path_problem(path) is None) == bool(_AS_SCHEMAS_MEAN_IT.match(path)), path
 
 
 @pytest.mark.parametrize(("raw_path", "path"), [

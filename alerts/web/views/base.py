@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import orjson
 from fastapi import APIRouter, HTTPException
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 
 from alerts.api.auth import current_key
 from alerts.model import ApiKey
+from alerts.presentation import json_bytes
 from alerts.service import Service
 from alerts.web import csrf
 from alerts.web.session import Sessions
@@ -199,7 +199,7 @@ def format_number(value: Any) -> str:
 
 
 def format_json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    return json_bytes(value, indent=True).decode()
 
 
 def url_with(request: Request, **changes: Any) -> str:
@@ -236,7 +236,7 @@ def render(request: Request, template: str, data: Mapping[str, Any], viewer: Vie
 
 
 def _json(data: Mapping[str, Any], status_code: int = 200) -> Response:
-    body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    body = json_bytes(data)
     return Response(body, status_code=status_code, media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
