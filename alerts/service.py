@@ -96,6 +96,9 @@ class Service:
         self.leader: DispatchLeader | None = None
         self.forwarding = httpx.AsyncClient(timeout=30.0)
         """Replicas: the client that forwards a run's points to the replica evaluating it."""
+        self._submitted: dict[tuple[str, AlertStatus], None] = {}
+        """Alert changes put into groups by :meth:`_dispatch_alerts` (a leader's, or a start's settling;
+        oldest first, bounded)."""
         if cluster.enabled:
             self.replica_id = uuid.uuid4().hex[:16]
             self.store.alert_channel = ALERT_CHANNEL
@@ -104,8 +107,6 @@ class Service:
                 url=cluster.advertise_url or self.public_url)
             self.runs.listeners.append(ownership)  # in front of the engine: it judges owned runs only
             self.runs.may_judge = lambda run: _is_none(ownership.claim(run))
-            self._submitted: dict[tuple[str, AlertStatus], None] = {}
-            """The leader's memory of the alert changes it put into groups (oldest first, bounded)."""
             self.leader = DispatchLeader(settings.storage.url, interval=cluster.leader_check_interval,
                                          elected=self._lead, deposed=self._follow, alerts=self._dispatch_alerts)
             leader = self.leader
@@ -127,8 +128,7 @@ class Service:
         await self.rules.start(self.ruleset, restore_runs=self.ownership is None)
         self.deliverer.start()
         if self.leader is None:
-            await self._restore_groups()
-            self.dispatcher.start()
+            await self._start_dispatching()
         else:
             self.leader.start()
         timeout = self.settings.runs.heartbeat_timeout
@@ -250,7 +250,20 @@ class Service:
         self.dispatcher.groups.clear()
         self._submitted.clear()
         self.nflog.clear()  # another leader wrote the log since this replica last read it
+        await self._start_dispatching()
+
+    async def _start_dispatching(self) -> None:
+        """What a restart (or an election) puts back: the groups of the firing rule alerts, then the
+        changes that were waiting in their groups when the last dispatching process stopped."""
         await self._restore_groups()
+        self.dispatcher.start()
+        await self._tell_untold()
+
+    async def _tell_untold(self) -> None:
+        """Settle what the last process to dispatch (a leader, or this service before a restart) may have
+        stopped before telling: rule alerts resolved and ``alert()`` calls made in the last
+        ``_TAKEOVER_LOOKBACK`` seconds that no notification in the outbox carries go out now, as
+        :meth:`_dispatch_alerts` sends them (dedup and muting decide as always)."""
         since = time.time() - _TAKEOVER_LOOKBACK
         told = await self.store.told_since(since)
         notices: list[tuple[str, str]] = []
@@ -262,9 +275,8 @@ class Service:
         for alert in await self.store.list_alerts(project=None, source="sdk", limit=1000):
             if alert.created_at >= since and (alert.id, alert.status.value) not in told:
                 notices.append((alert.id, alert.status.value))
-        self.dispatcher.start()
         if notices:
-            log.info("dispatch takeover: %d alert changes the last leader had not told", len(notices))
+            log.info("%d alert changes the last dispatcher had not told: telling them now", len(notices))
             await self._dispatch_alerts(notices)
 
     async def _follow(self) -> None:

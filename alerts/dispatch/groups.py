@@ -177,15 +177,19 @@ class Dispatcher:
         """Adopt a reloaded routing tree: every alert in a group is routed and grouped again.
 
         A group whose key survives (same route path, same group labels) keeps its timers and, through
-        the notification log, its memory of what was sent, so a reload alone notifies nobody again.
-        Alerts that now land in a new group start its ``group_wait``."""
+        the notification log, its memory of what was sent, so a reload alone notifies nobody again; a
+        timer the new route shortens takes effect at once (its ``group_wait`` or ``group_interval`` from
+        now, if sooner). Alerts that now land in a new group start its ``group_wait``."""
         async with self._flushing:
             now = self._clock()
             old, self.groups, self.router = self.groups, {}, router
 
             def timers(route: Route, key: str) -> tuple[float, bool]:
                 kept = old.get(key)
-                return (kept.next_flush, kept.flushed) if kept else (now + route.group_wait, False)
+                if kept is None:
+                    return now + route.group_wait, False
+                wait = route.group_interval if kept.flushed else route.group_wait
+                return min(kept.next_flush, now + wait), kept.flushed
 
             for previous in old.values():
                 for entry in previous.alerts.values():
