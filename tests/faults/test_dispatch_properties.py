@@ -454,8 +454,9 @@ class World:
 
     async def restart(self) -> None:
         """A new process on the same database: groups restored from its firing rule alerts, as
-        ``Service._restore_groups`` restores them. What else was still waiting in a group is lost (the
-        known gap in the module docstring): it is no longer expected."""
+        ``Service._restore_groups`` restores them. The settling that follows in ``Service.start``
+        (``_tell_untold``: a ``Service`` method on the real clock) is not run here, so what was still
+        waiting in a group is no longer expected; ``tests/dispatch/test_restart.py`` holds the settling."""
         for alert_id, alert in self.latest.items():
             if alert.status is AlertStatus.FIRING and alert.source is AlertSource.RULE:
                 continue  # restored
