@@ -44,6 +44,11 @@ allow-extra-parameters = false
 [phases.stateful]
 max-steps = 8
 
+# An invalid body may also be refused for its size before anything reads it: a string just past its
+# maxLength, JSON-escaped as surrogate pairs (12 bytes a character), passes server.max_body_bytes (413).
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+
 # Refusals the schema cannot express. JSON Schema describes one value at a time; these depend on what is
 # stored, on the clock, or on two values at once, so a schema-valid request may still get a 422 that names
 # the field. positive_data_acceptance keeps its other expectations for them.
