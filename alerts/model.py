@@ -17,6 +17,8 @@ class RunState(StrEnum):
     FAILED = "failed"
     KILLED = "killed"
     CRASHED = "crashed"
+    STOPPED = "stopped"
+    """Ended on request: a rule's ``actions: [stop_run]``, ``alerts runs stop``, the dashboard's Stop."""
 
     @property
     def is_terminal(self) -> bool:
@@ -83,6 +85,9 @@ class Run:
     host: str | None = None
     pid: int | None = None
     system: dict[str, Any] = field(default_factory=dict)  # OS, Python, git, CPUs, GPUs (SDK's init)
+    stop_request: dict[str, Any] | None = None
+    """Set once someone asked this run to stop (``alerts.actions.stop``): who (``by``), ``rule``, ``reason``,
+    ``at``, ``step``. The SDK learns it from the answer to its next send; the run then ends ``stopped``."""
 
 
 @dataclass
@@ -123,6 +128,8 @@ class Alert:
     resolved_reason: str | None = None
     notify: tuple[str, ...] = ()
     """Channels named by the rule's ``notify`` shortcut (not stored: routing happens when it fires)."""
+    actions: tuple[str, ...] = ()
+    """What its firing does besides notifying (``stop_run``), decided when it fired (not stored: done then)."""
 
 
 def fingerprint(labels: dict[str, str]) -> str:

@@ -272,6 +272,8 @@ class RuleSpec(_Strict):
     """Extra labels of its alerts (for routing, grouping, silences)."""
     notify: list[str] = Field(default_factory=list)
     """Channels for its alerts; when empty, the routes decide."""
+    actions: list[Literal["stop_run"]] = Field(default_factory=list)
+    """What a firing does besides notifying: `stop_run` asks the run's SDK to stop the run (state `stopped`)."""
     title: str = "{{ rule.name }}: {{ metric or rule.condition }} in {{ run.name }}"
     """Jinja template of the alert's title."""
     text: str = ("{% if metric %}{{ metric }} = {{ value }} at step {{ step }} ({{ rule.condition }})"
@@ -323,6 +325,11 @@ class RuleSpec(_Strict):
             raise ValueError("'over' smoothing applies to 'when' rules only")
         if self.recover_when is not None and not (kind == "when" and isinstance(self.when, Comparison)):
             raise ValueError("'recover_when' applies to 'when' comparison rules only")
+        if "stop_run" in self.actions and kind == "run_state":
+            raise ValueError("'stop_run' needs a rule that fires while the run runs; a 'run_state' rule "
+                             "fires when it has ended")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError("'actions' names an action twice")
         if kind in ("absent", "run_state") and self.for_:
             raise ValueError(f"'for' does not apply to '{kind}' rules")
         return self

@@ -783,7 +783,7 @@ def _run(row: Any) -> Run:
         summary=row.summary, created_at=row.created_at, started_at=row.started_at,
         last_contact=row.last_contact, finished_at=row.finished_at, exit_code=row.exit_code,
         failure_reason=row.failure_reason, console_tail=row.console_tail, last_seq=row.last_seq,
-        host=row.host, pid=row.pid, system=row.system or {},
+        host=row.host, pid=row.pid, system=row.system or {}, stop_request=row.stop_request,
     )
 
 

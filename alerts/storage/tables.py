@@ -72,6 +72,8 @@ runs = Table(
     # writer rebuilds the blocks in the background); NULL when the run's blocks are up to date.
     Column("blocks_stale_low", BigInteger, nullable=True),
     Column("blocks_stale_high", BigInteger, nullable=True),
+    # Who asked the run to stop, and why (a rule's stop_run action, `alerts runs stop`, the dashboard).
+    Column("stop_request", JSON, nullable=True),
     UniqueConstraint("project", "id", name="uq_runs_project_id"),
 )
 Index("ix_runs_state_contact", runs.c.state, runs.c.last_contact)

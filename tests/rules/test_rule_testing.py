@@ -307,7 +307,7 @@ def test_every_validation_error_is_reported_with_a_position(tmp_path: Path) -> N
         "FILE:7:30: test 't': runs[0].series.train/loss: item 3 'abc': expected a number, nan, inf, -inf, "
         "_ (no point), or a+bxn, a-bxn, axn (e.g. 1.0-0.1x5)",
         "FILE:8:33: test 't': runs[0].states[0].state: Input should be 'running', 'finished', 'failed', "
-        "'killed' or 'crashed'",
+        "'killed', 'crashed' or 'stopped'",
         "FILE:10:14: test 't': expect[0].at: expected a step index (0, 1, ...) or a duration from the start "
         "like 10m, got 'soon'",
         "FILE:11:9: test 't': expect[1]: missing required key 'at'",
