@@ -14,6 +14,7 @@ from pathlib import Path
 from alerts import __version__
 from alerts.config import AlertsSettings, load_settings, resolve_config_path
 from alerts.errors import ConfigError, StorageError
+from alerts.model import stop_text
 
 log = logging.getLogger("alerts")
 
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     expire = silence_sub.add_parser("expire", parents=[common], help="end a silence now")
     expire.add_argument("silence_id")
 
+    runs = sub.add_parser("runs", help="act on runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    stop = runs_sub.add_parser("stop", parents=[common],
+                               help="ask a running run to stop: its SDK stops it at its next send (state stopped)")
+    stop.add_argument("run", metavar="PROJECT/RUN", help="the run, as project/run-id")
+    stop.add_argument("--reason", required=True, help="why: stored with the run and shown")
+    stop.add_argument("--author", default=os.environ.get("USER") or "cli")
+
     database = sub.add_parser("db", help="the database: migrate, back up")
     database_sub = database.add_subparsers(dest="db_command", required=True)
     database_sub.add_parser("upgrade", parents=[common], help="migrate the schema to this release (serve does it too)")
@@ -102,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_keys(settings, args))
         if args.command == "silence":
             return asyncio.run(_silence(settings, args))
+        if args.command == "runs":
+            return asyncio.run(_stop_run(settings, args))
         if args.command == "db":
             from alerts.storage.admin import backup_database, upgrade_database
 
@@ -238,6 +249,36 @@ async def _silence(settings: AlertsSettings, args: argparse.Namespace) -> int:
         silence.updated_at = now
         await store.save_silence(silence.to_json())
         print(f"expired {silence.id}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def _stop_run(settings: AlertsSettings, args: argparse.Namespace) -> int:
+    """The request is written to the store; a running service hands it to the run's SDK within a second."""
+    from alerts.actions.stop import RunStopper
+    from alerts.ingest.runs import RunIngest
+    from alerts.storage import open_store
+
+    project, slash, run_id = args.run.partition("/")
+    if not slash or not project or not run_id:
+        print(f"error: expected PROJECT/RUN, got {args.run!r}", file=sys.stderr)
+        return 2
+    store = open_store(settings.storage.url)
+    await store.open()
+    try:
+        run = await store.get_run(project, run_id)
+        if run is None:
+            print(f"error: no run {project}/{run_id}", file=sys.stderr)
+            return 1
+        stopper = RunStopper(store, RunIngest(store, heartbeat_timeout=settings.runs.heartbeat_timeout))
+        outcome = await stopper.stop(run, by=f"{args.author} (alerts runs stop)", reason=args.reason)
+        if outcome.request is None:
+            print(f"run {project}/{run_id} is {run.state.value}: nothing to stop")
+        elif outcome.requested:
+            print(f"asked run {project}/{run_id} to stop")
+        else:
+            print(f"run {project}/{run_id} was already asked to stop {stop_text(outcome.request)}")
         return 0
     finally:
         await store.close()

@@ -90,6 +90,22 @@ class Run:
     ``at``, ``step``. The SDK learns it from the answer to its next send; the run then ends ``stopped``."""
 
 
+def stop_text(request: dict[str, Any]) -> str:
+    """``by rule nan-loss at step 120: loss = nan``: who asked a run to stop, and why."""
+    step = request.get("step")
+    at_step = f" at step {step}" if step is not None else ""
+    return f"by {request.get('by') or 'someone'}{at_step}: {request.get('reason') or 'no reason given'}"
+
+
+def stopped_reason(request: dict[str, Any], reported: RunState, reason: str | None) -> str:
+    """The failure reason of a run that ended after it was asked to stop: the request, then what its
+    process reported if that adds anything (an exception while stopping, lost contact)."""
+    text = f"stopped {stop_text(request)}"
+    if reason and reported in (RunState.FAILED, RunState.CRASHED):
+        text += f"; then {reported.value}: {reason}"
+    return text
+
+
 @dataclass
 class RunEvent:
     """A state change of a run: what rules with ``run_state`` trigger on."""

@@ -95,8 +95,16 @@ def run_json(run: Run, public_url: str) -> dict[str, Any]:
         "finished_at": iso(run.finished_at), "last_contact": iso(run.last_contact),
         "exit_code": run.exit_code, "failure_reason": run.failure_reason,
         "console_tail": run.console_tail, "last_seq": run.last_seq, "host": run.host, "pid": run.pid,
-        "system": run.system,
+        "system": run.system, "stop_request": stop_json(run.stop_request),
     }
+
+
+def stop_json(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's stop request as the API shows it (and the SDK reads it from its answers)."""
+    if request is None:
+        return None
+    return {"by": request.get("by"), "rule": request.get("rule"), "reason": request.get("reason"),
+            "step": request.get("step"), "at": iso(request.get("at"))}
 
 
 def history_row_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -111,3 +119,15 @@ def notification_json(notification: Notification) -> dict[str, Any]:
         "created_at": iso(notification.created_at), "delivered_at": iso(notification.delivered_at),
         "message": notification.message,
     }
+
+
+def human_duration(seconds: float) -> str:
+    """``45s``, ``12m 05s``, ``3h 20m``, ``2d 4h``: how long something ran, for people."""
+    whole = int(max(0.0, seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from alerts.actions.stop import RunStopper
 from alerts.cluster.leader import ALERT_CHANNEL, DispatchLeader
 from alerts.cluster.ownership import RunOwnership
 from alerts.config.settings import AlertsSettings
@@ -90,7 +91,13 @@ class Service:
         # Replicas: a saved alert reaches the dispatch leader through the database (NOTIFY on commit).
         sink = _announced if cluster.enabled else self.dispatcher.submit
         self.explicit_alerts = ExplicitAlerts(self.store, sink)
-        self.rules = RuleEngine(self.store, sink, public_url=self.public_url)
+        self.stopper = RunStopper(self.store, self.runs)
+
+        async def act_then_dispatch(alerts: list[Alert], run: Run | None) -> None:
+            await self.stopper.on_alerts(alerts, run)  # before the batch is answered: the SDK hears of it then
+            await sink(alerts, run)
+
+        self.rules = RuleEngine(self.store, act_then_dispatch, public_url=self.public_url)
         self.metrics = ServiceMetrics(self.store)
         self.ownership: RunOwnership | None = None
         self.leader: DispatchLeader | None = None
@@ -139,6 +146,8 @@ class Service:
             ("silences", self.silences.refresh, 1.0, "refreshing silences"),
             ("retention", self.enforce_retention, self.settings.retention.interval, "retention"),
         ]
+        if self.runs.caches_runs:
+            jobs.append(("stop-requests", self.stopper.pick_up, 1.0, "picking up stop requests"))
         if self.ownership is not None:
             jobs.insert(0, ("run-leases", self.ownership.renew, self.settings.cluster.lease_ttl / 3,
                             "renewing run leases"))

@@ -7,6 +7,8 @@ receiver in this process while background load runs at a fixed rate, the service
 10 vs 1,000 rules that match no key (the rule index must keep this flat).
 
     python bench/ingest.py [--seconds 20] [--runs 1000]
+    python bench/ingest.py --stop [--stop-samples 50]   # NaN -> stopped SDK process, p50/p99
+    python bench/ingest.py --sweeps 10 [--rounds 2]     # points/s with one compare rule per sweep vs without
 """
 
 from __future__ import annotations
@@ -51,16 +53,25 @@ def mixed_rules(count: int) -> list[dict[str, Any]]:
     return [{"name": f"rule-{i}", **kinds[i % len(kinds)](i)} for i in range(count)]
 
 
+def compare_rules(sweeps: int) -> list[dict[str, Any]]:
+    """One ``compare`` rule per sweep: the median stopping rule on ``val/acc`` (higher is better)."""
+    return [{"name": f"sweep-{i}-median", "metric": "val/acc", "where": {"config": {"sweep": i}},
+             "compare": {"to": {"project": "same", "config": {"sweep": "same"}}, "stat": "median",
+                         "mode": "max", "margin": "10%", "min_runs": 5, "grace": 10, "using": "best_so_far"},
+             "for": 3} for i in range(sweeps)]
+
+
 def unmatched_rules(count: int) -> list[dict[str, Any]]:
     return [{"name": f"nomatch-{i}", "metric": f"never/seen/{i}", "when": "> 0"} for i in range(count)]
 
 
-def make_body(seq: int, step: int) -> bytes:
-    """One SDK-shaped batch: STEPS_PER_BATCH committed steps of every metric, seqs from ``seq + 1``."""
+def make_body(seq: int, step: int, offset: float = 0.0) -> bytes:
+    """One SDK-shaped batch: STEPS_PER_BATCH committed steps of every metric, seqs from ``seq + 1``;
+    ``offset`` is added to every value (runs of a sweep that differ)."""
     records = []
     for _ in range(STEPS_PER_BATCH):
         seq += 1
-        data = {key: (step % 97) / 97.0 for key in METRICS}
+        data = {key: (step % 97) / 97.0 + offset for key in METRICS}
         records.append({"seq": seq, "type": "history", "step": step, "timestamp": time.time(),
                         "runtime": step * 0.01, "data": data})
         step += 1
@@ -110,18 +121,23 @@ def _cpu(procs: list[psutil.Process]) -> float:
 
 
 def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, clients: int = 4,
-               tree: Path | None = None) -> dict[str, float]:
+               tree: Path | None = None, sweeps: int = 0) -> dict[str, float]:
     """Points/s and per service CPU-second: ``clients`` threads post batches for their share of the runs,
     round-robin (every run logs all along, as concurrent training runs do), until ``seconds`` are up.
-    Timed from when every run has logged its first batch: the steady state, not the runs' first points."""
+    Timed from when every run has logged its first batch: the steady state, not the runs' first points.
+    ``sweeps``: the runs are that many sweeps (config ``sweep: i % sweeps``), each run's values a little
+    apart from the others' (``offset``), so a ``compare`` rule has a spread to judge."""
     service = make_service({"channels": {"console": {"type": "console"}}}, rules, tree=tree).start()
     try:
         key = service.cli("keys", "create", "--project", "bench")
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         run_ids = [f"run{i}" for i in range(runs)]
         with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
-            for run in run_ids:
-                client.post("/api/v1/runs", json={"project": "bench", "id": run, "tags": ["bench"]}).raise_for_status()
+            for number, run in enumerate(run_ids):
+                config = {"sweep": number % sweeps} if sweeps else {}
+                client.post("/api/v1/runs", json={"project": "bench", "id": run, "tags": ["bench"],
+                                                  "config": config}).raise_for_status()
+        offsets = {run: number * 1e-4 if sweeps else 0.0 for number, run in enumerate(run_ids)}
         per_client = [run_ids[i::clients] for i in range(clients)]
         total = [0] * clients
         procs = [psutil.Process(pid) for pid in service.pids]  # every replica's, when there are several
@@ -138,7 +154,7 @@ def throughput(rules: list[dict[str, Any]], *, runs: int, seconds: float, client
                     for run in per_client[index]:
                         if batch and time.monotonic() > window["stop"]:
                             return
-                        body = make_body(batch * STEPS_PER_BATCH, batch * STEPS_PER_BATCH)
+                        body = make_body(batch * STEPS_PER_BATCH, batch * STEPS_PER_BATCH, offsets[run])
                         response = client.post(f"/api/v1/runs/bench/{run}/records", content=body)
                         response.raise_for_status()
                         if batch:
@@ -184,6 +200,34 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def start_runs(cli: Any, base_url: str, runs: int) -> tuple[str, dict[str, str], list[str]]:
+    """A project key (made with the service's CLI), its headers, and ``runs`` runs created with it."""
+    key = cli("keys", "create", "--project", "bench")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    run_ids = [f"run{i}" for i in range(runs)]
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        for run in run_ids:
+            client.post("/api/v1/runs", json={"project": "bench", "id": run}).raise_for_status()
+    return key, headers, run_ids
+
+
+def paced_load(base_url: str, headers: dict[str, str], bodies: list[tuple[str, bytes]], rate: float,
+               stop: threading.Event, sent: list[int]) -> None:
+    """Background load: ``bodies`` posted at ``rate`` points per second until ``stop``; ``sent[0]`` counts."""
+    interval = STEPS_PER_BATCH * len(METRICS) / rate
+    next_at = time.monotonic()
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        for run, body in bodies:
+            if stop.is_set():
+                return
+            next_at += interval
+            client.post(f"/api/v1/runs/bench/{run}/records", content=body)
+            sent[0] += STEPS_PER_BATCH * len(METRICS)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
 PROBE = """
 import sys, time, runwatch
 run = runwatch.init(project="bench", id="probe", name="probe")
@@ -206,34 +250,14 @@ def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int
                             "defaults": {"channels": ["hook"], "send_resolved": False, "group_by": ["..."]}},
                            rules + [probe_rule]).start()
     try:
-        key = service.cli("keys", "create", "--project", "bench")
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        run_ids = [f"run{i}" for i in range(runs)]
-        with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
-            for run in run_ids:
-                client.post("/api/v1/runs", json={"project": "bench", "id": run}).raise_for_status()
+        key, headers, run_ids = start_runs(service.cli, service.base_url, runs)
         duration = samples * 0.6 + 10
         bodies = make_bodies(run_ids, batches_per_run=int(rate * duration / (runs * 200)) + 2)
         stop = threading.Event()
         sent = [0]
-
-        def load() -> None:  # paced: `rate` points per second in SDK-shaped batches
-            interval = STEPS_PER_BATCH * len(METRICS) / rate
-            next_at = time.monotonic()
-            with httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client:
-                for run, body in bodies:
-                    if stop.is_set():
-                        return
-                    next_at += interval
-                    client.post(f"/api/v1/runs/bench/{run}/records", content=body)
-                    sent[0] += STEPS_PER_BATCH * len(METRICS)
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-
-        loader = threading.Thread(target=load, daemon=True)
         started = time.monotonic()
-        loader.start()
+        threading.Thread(target=paced_load, args=(service.base_url, headers, bodies, rate, stop, sent),
+                         daemon=True).start()
         env = {**os.environ, "RUNWATCH_BASE_URL": service.base_url, "RUNWATCH_API_KEY": key,
                "RUNWATCH_DIR": str(service.dir / "sdk")}
         out = subprocess.run([sys.executable, "-c", PROBE.format(n=samples)], env=env, capture_output=True,
@@ -250,6 +274,73 @@ def latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int
     finally:
         service.stop()
         receiver.server.shutdown()
+
+
+STOPPING = """
+import math, sys, time, runwatch
+for i in range({n}):
+    run = runwatch.init(project="bench", id=f"stopping{{i}}", name=f"stopping-{{i}}")
+    nan_at = None
+    try:
+        for step in range(1_000_000):
+            if step == 20:
+                nan_at = time.monotonic()
+            run.log({{"train/loss": math.nan if step >= 20 else 1.0}})   # diverges at step 20, goes on
+            time.sleep(0.005)
+    except KeyboardInterrupt:   # the SDK's interrupt: the service asked the run to stop
+        print(f"S {{i}} {{time.monotonic() - nan_at}}", flush=True)
+    run.finish()
+"""
+
+
+def stop_latency(rules: list[dict[str, Any]], *, runs: int, rate: float, samples: int) -> dict[str, float]:
+    """Seconds from the ``log()`` of a NaN to the training loop's ``KeyboardInterrupt`` (a rule with
+    ``actions: [stop_run]``), in an SDK process, ``samples`` runs one after another, while background
+    load runs at ``rate`` points/s over ``runs`` other runs."""
+    stop_rule = {"name": "diverged-stop", "metric": "train/loss", "when": "not finite", "actions": ["stop_run"],
+                 "where": {"run": "stopping*"}}
+    service = make_service({"channels": {"console": {"type": "console"}}}, rules + [stop_rule]).start()
+    try:
+        key, headers, run_ids = start_runs(service.cli, service.base_url, runs)
+        bodies = make_bodies(run_ids, batches_per_run=int(rate * (samples * 1.5 + 20) / (runs * 200)) + 2)
+        stop = threading.Event()
+        threading.Thread(target=paced_load, args=(service.base_url, headers, bodies, rate, stop, [0]),
+                         daemon=True).start()
+        env = {**os.environ, "RUNWATCH_BASE_URL": service.base_url, "RUNWATCH_API_KEY": key,
+               "RUNWATCH_DIR": str(service.dir / "sdk"), "RUNWATCH_SYSTEM_METRICS": "0"}
+        out = subprocess.run([sys.executable, "-c", STOPPING.format(n=samples)], env=env, capture_output=True,
+                             text=True, timeout=900, check=True).stdout
+        stop.set()
+        seconds = sorted(float(line.split()[2]) for line in out.splitlines() if line.startswith("S "))
+        return {"samples": len(seconds), "p50_ms": statistics.median(seconds) * 1000,
+                "p99_ms": seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))] * 1000,
+                "max_ms": seconds[-1] * 1000}
+    finally:
+        service.stop()
+
+
+def sweep_rounds(*, runs: int, sweeps: int, seconds: float, rounds: int) -> None:
+    """The same stream of ``runs`` runs in ``sweeps`` sweeps, with and without one ``compare`` rule per
+    sweep, alone and on top of the 100 mixed rules; alternating, ``rounds`` times."""
+    cases = [("no rules", []), (f"{sweeps} compare rules", compare_rules(sweeps)),
+             ("100 mixed rules", mixed_rules(100)),
+             (f"100 mixed + {sweeps} compare rules", mixed_rules(100) + compare_rules(sweeps))]
+    rows = [(number, name, throughput(rules, runs=runs, seconds=seconds, sweeps=sweeps))
+            for number in range(1, rounds + 1) for name, rules in cases]
+    print(f"\n{runs} runs in {sweeps} sweeps, {len(METRICS)} metrics, {seconds:g} s per case\n")
+    print("| round | rules | points/s (wall) | points per service CPU-second | service RSS MiB |")
+    print("|---|---|---|---|---|")
+    for number, name, result in rows:
+        print(f"| {number} | {name} | {result['points_per_s']:,.0f} | {result['points_per_cpu_s']:,.0f} | "
+              f"{result['rss_mb']:.0f} |")
+    for number in range(1, rounds + 1):
+        got = {name: result for n, name, result in rows if n == number}
+        for without, with_ in (("no rules", f"{sweeps} compare rules"),
+                               ("100 mixed rules", f"100 mixed + {sweeps} compare rules")):
+            wall = got[with_]["points_per_s"] / got[without]["points_per_s"]
+            cpu = got[with_]["points_per_cpu_s"] / got[without]["points_per_cpu_s"]
+            print(f"round {number}: {with_} / {without}: {wall:.2f}x points/s, {cpu:.2f}x points per "
+                  "CPU-second (target: within 25%, >= 0.75)")
 
 
 def compare(base: Path, *, runs: int, seconds: float, rounds: int) -> None:
@@ -283,10 +374,26 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--base-tree", type=Path, help="compare with this checkout's service (before/after)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--stop", action="store_true",
+                        help="only the NaN -> stopped-run latency (a rule with actions: [stop_run])")
+    parser.add_argument("--stop-samples", type=int, default=50)
+    parser.add_argument("--sweeps", type=int, default=0,
+                        help="only compare rules: the runs as this many sweeps, one compare rule per sweep, "
+                             "points/s with and without them (alternating rounds)")
     args = parser.parse_args()
     print(f"storage: {os.environ.get('RUNWATCH_BENCH_STORAGE', 'sqlite')} (RUNWATCH_BENCH_STORAGE)")
     if args.base_tree:
         compare(args.base_tree, runs=args.runs, seconds=args.seconds, rounds=args.rounds)
+        return
+    if args.sweeps:
+        sweep_rounds(runs=args.runs, sweeps=args.sweeps, seconds=args.seconds, rounds=args.rounds)
+        return
+    if args.stop:
+        stopped = stop_latency(mixed_rules(100), runs=args.runs, rate=args.rate, samples=args.stop_samples)
+        print(f"\nNaN log() -> KeyboardInterrupt in the SDK process (rule with actions: [stop_run]), "
+              f"{stopped['samples']} runs, background load {args.rate:,.0f} points/s over {args.runs} runs:")
+        print("| p50 ms | p99 ms | max ms |\n|---|---|---|")
+        print(f"| {stopped['p50_ms']:.1f} | {stopped['p99_ms']:.1f} | {stopped['max_ms']:.1f} |")
         return
 
     mixed = throughput(mixed_rules(100), runs=args.runs, seconds=args.seconds)

@@ -94,6 +94,16 @@ class WhoAmI(BaseModel):
     key_id: str
 
 
+class StopRequest(BaseModel):
+    """Who asked a run to stop, and why (``alerts.presentation.stop_json``)."""
+
+    by: str = Field(description='"rule nan-loss", "admin key 3", "cli", "dashboard (...)"')
+    rule: str | None = Field(description="The rule whose stop_run action asked, if one did")
+    reason: str
+    step: int | None = Field(description="The run's step when it was asked")
+    at: IsoTime
+
+
 class Run(BaseModel):
     """A run as the API shows it (``alerts.presentation.run_json``)."""
 
@@ -119,6 +129,7 @@ class Run(BaseModel):
     host: str | None
     pid: int | None
     system: dict[str, Any]
+    stop_request: StopRequest | None = Field(description="Set once someone asked the run to stop")
 
 
 class RunStarted(Run):
@@ -146,6 +157,7 @@ class RecordsAnswer(BaseModel):
     accepted: int
     duplicates: int
     last_seq: int
+    stop: StopRequest | None = Field(None, description="Present once the run was asked to stop: the SDK stops it")
 
 
 class AlertCallResult(BaseModel):
@@ -158,9 +170,16 @@ class AlertCallResults(BaseModel):
     results: list[AlertCallResult]
 
 
+class StopAnswer(BaseModel):
+    requested: bool = Field(description="This call asked the run to stop (false: asked before, or not running)")
+    state: RunState
+    stop_request: StopRequest | None = Field(description="The request in force; null when the run has ended")
+
+
 class Heartbeat(BaseModel):
     state: RunState
     heartbeat_interval: float
+    stop: StopRequest | None = Field(None, description="Present once the run was asked to stop: the SDK stops it")
 
 
 HistoryRow = dict[str, Number | NonFinite | None]

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alerts.api.runs import records_answer
 from alerts.api.schemas import RecordsBody
 from alerts.ingest.records import RecordError
 from alerts.ingest.runs import RunConflict
@@ -68,7 +68,7 @@ class RecordsFastPath:
         if key is None or not key.may_access(project):
             return False
         try:
-            records = RecordsBody.model_validate_json(body).records
+            parsed = RecordsBody.model_validate_json(body)
         except ValidationError:
             return False
         runs = self.service.runs
@@ -76,12 +76,10 @@ class RecordsFastPath:
         if run is None:
             return False
         try:
-            result = await runs.add_records(run, records)
+            result = await runs.add_records(run, parsed.records, delayed=parsed.delayed)
         except (RecordError, RunConflict):  # raised before anything is stored
             return False
-        answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates,
-                                  "last_seq": result.last_seq}
-        content = orjson.dumps(answer)
+        content = orjson.dumps(records_answer(result, run))
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_HEADERS, (b"content-length", str(len(content)).encode())]})
         await send({"type": "http.response.body", "body": content})

@@ -21,16 +21,18 @@ from alerts.api.answers import (
     RunDetail,
     RunList,
     RunStarted,
+    StopAnswer,
     WhoAmI,
     answers,
 )
-from alerts.api.auth import CurrentKey, CurrentService, require_project
-from alerts.api.schemas import RECORDS_BODY_SCHEMA, AlertsBody, RecordsBody, RunInit
+from alerts.api.auth import CurrentKey, CurrentService, require_admin, require_project
+from alerts.api.schemas import RECORDS_BODY_SCHEMA, AlertsBody, RecordsBody, RunInit, StopBody
 from alerts.export import history_csv, history_json
 from alerts.ingest.protocol import MAX_SAFE_INTEGER
+from alerts.ingest.runs import RecordsResult
 from alerts.model import Run
 from alerts.names import readable_name
-from alerts.presentation import history_row_json, run_json
+from alerts.presentation import history_row_json, run_json, stop_json
 from alerts.service import Service
 from alerts.storage.base import NewRun
 
@@ -78,6 +80,15 @@ async def init_run(body: RunInit, key: CurrentKey, service: CurrentService) -> d
 
 
 # The body is read by hand (below, and in records_fast.py), so FastAPI is only told its schema.
+def records_answer(result: RecordsResult, run: Run) -> dict[str, Any]:
+    """What a records POST answers; ``stop`` once the run was asked to stop (the SDK then stops it)."""
+    answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates,
+                              "last_seq": result.last_seq}
+    if run.stop_request is not None and not run.state.is_terminal:
+        answer["stop"] = stop_json(run.stop_request)
+    return answer
+
+
 @router.post("/runs/{project}/{run_id}/records", response_model=None,
              responses=answers(401, 403, 404, 409, 413, 422, ok={"model": RecordsAnswer,
                                                                  "description": "What was applied"}),
@@ -95,10 +106,9 @@ async def add_records(project: str, run_id: str, request: Request, key: CurrentK
     run = await service.runs.get_run(project, run_id)  # from memory when cached: no read per batch
     if run is None:
         raise HTTPException(404, f"unknown run {project}/{run_id}: call init (POST /api/v1/runs) first")
-    result = await service.runs.add_records(run, body.records)
+    result = await service.runs.add_records(run, body.records, delayed=body.delayed)
     # The hot path answers with bytes: nothing for FastAPI to re-encode.
-    return Response(orjson.dumps({"accepted": result.accepted, "duplicates": result.duplicates,
-                                  "last_seq": result.last_seq}), media_type="application/json")
+    return Response(orjson.dumps(records_answer(result, run)), media_type="application/json")
 
 
 @router.post("/runs/{project}/{run_id}/alerts", response_model=AlertCallResults,
@@ -118,7 +128,24 @@ async def heartbeat(project: str, run_id: str, key: CurrentKey, service: Current
     require_project(key, project)
     run = await _run_or_404(service, project, run_id)
     await service.runs.heartbeat(run)
-    return {"state": run.state.value, "heartbeat_interval": service.settings.heartbeat_interval}
+    answer: dict[str, Any] = {"state": run.state.value, "heartbeat_interval": service.settings.heartbeat_interval}
+    if run.stop_request is not None and not run.state.is_terminal:
+        answer["stop"] = stop_json(run.stop_request)
+    return answer
+
+
+@router.post("/runs/{project}/{run_id}/stop", response_model=StopAnswer, responses=answers(401, 403, 404, 422))
+async def stop_run(project: str, run_id: str, body: StopBody, key: CurrentKey,
+                   service: CurrentService) -> dict[str, Any]:
+    """Ask a running run to stop (admin keys): its SDK stops it at its next send and it ends ``stopped``.
+    Idempotent (the first request stands); a run that has ended is left as it is (``requested: false``)."""
+    require_admin(key)
+    require_project(key, project)
+    run = await service.runs.get_run(project, run_id)  # the copy ingest answers the SDK from, when cached
+    if run is None:
+        raise HTTPException(404, f"unknown run {project}/{run_id}")
+    outcome = await service.stopper.stop(run, by=f"admin key {key.id}", reason=body.reason)
+    return {"requested": outcome.requested, "state": run.state.value, "stop_request": stop_json(outcome.request)}
 
 
 @router.get("/runs", response_model=RunList, responses=answers(401, 403, 422))

@@ -10,7 +10,8 @@ from pydantic.json_schema import models_json_schema
 
 from alerts.ingest.protocol import MAX_INTEGER, MAX_SAFE_INTEGER, WHOLE_FLOATS, RecordsBody, Timestamp, _Body
 
-__all__ = ["AlertCall", "AlertsBody", "BODY_COMPONENTS", "RECORDS_BODY_SCHEMA", "RecordsBody", "RunInit"]
+__all__ = ["AlertCall", "AlertsBody", "BODY_COMPONENTS", "RECORDS_BODY_SCHEMA", "RecordsBody", "RunInit",
+           "StopBody"]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -56,6 +57,10 @@ class AlertCall(_Body):
     timestamp: Timestamp
     step: Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER), WHOLE_FLOATS] | None = None
     delayed: bool = False
+
+
+class StopBody(_Body):
+    reason: Annotated[str, Field(min_length=1, max_length=2_000)] = "stopped by an admin"
 
 
 class AlertsBody(_Body):

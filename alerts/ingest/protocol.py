@@ -62,7 +62,7 @@ class SummaryRecord(_Record):
 
 class ExitRecord(_Record):
     type: Literal["exit"]
-    state: Literal["finished", "failed", "killed"]
+    state: Literal["finished", "failed", "killed", "stopped"]
     exit_code: Annotated[int, Field(ge=-MAX_INTEGER - 1, le=MAX_INTEGER)] | None = None
     reason: Annotated[str, Field(max_length=10_000)] | None = None
     console_tail: Annotated[str, Field(max_length=1_000_000)] | None = None
@@ -82,3 +82,6 @@ Record = Annotated[HistoryRecord | ConfigRecord | SummaryRecord | ExitRecord | P
 
 class RecordsBody(_Body):
     records: list[Record] = Field(min_length=1, max_length=100_000)
+    delayed: bool = False
+    """Uploaded after the fact (``runwatch sync`` of an offline run): no process is there to stop, so a
+    rule's ``stop_run`` does not ask it to."""

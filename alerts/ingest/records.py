@@ -51,7 +51,7 @@ def media_kind(value: Any) -> str:
     return "json"
 
 
-def build_batch(records: list[Record], *, last_seq: int) -> RecordBatch | None:
+def build_batch(records: list[Record], *, last_seq: int, delayed: bool = False) -> RecordBatch | None:
     """Records after ``last_seq`` as one batch; None if all were already applied (a re-sent batch).
 
     Raises :class:`RecordError` when seqs are not consecutive from ``last_seq + 1``: a gap means the
@@ -66,7 +66,7 @@ def build_batch(records: list[Record], *, last_seq: int) -> RecordBatch | None:
             raise RecordError(("body", "records", index, "seq"),
                               f"expected seq {expected}, got {record.seq}: records must be consecutive")
         expected += 1
-    batch = RecordBatch(first_seq=fresh[0][1].seq, last_seq=fresh[-1][1].seq)
+    batch = RecordBatch(first_seq=fresh[0][1].seq, last_seq=fresh[-1][1].seq, delayed=delayed)
     for index, record in fresh:
         if batch.exit is not None:
             raise RecordError(("body", "records", index, "type"), "no record may follow the exit record")

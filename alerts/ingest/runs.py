@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from alerts.ingest.events import IngestListener
 from alerts.ingest.protocol import Record
@@ -61,8 +62,19 @@ class RunIngest:
                 self._running[(project, run_id)] = run
         return run
 
+    @property
+    def caches_runs(self) -> bool:
+        return self._cache_runs
+
     def forget(self, run: Run) -> None:
         self._running.pop((run.project, run.id), None)
+
+    def learn_stop_requests(self, requests: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Stop requests stored by another process: the cached runs they name carry them from now on."""
+        for key, request in requests.items():
+            run = self._running.get(key)
+            if run is not None and run.stop_request is None:
+                run.stop_request = request
 
     async def init_run(self, new: NewRun, *, resume: str | None) -> tuple[Run, bool]:
         """Create the run, or return it again for a retried init; reopen it only when resuming."""
@@ -85,8 +97,8 @@ class RunIngest:
                                                at=self._clock()))
         return run, created
 
-    async def add_records(self, run: Run, records: list[Record]) -> RecordsResult:
-        batch = build_batch(records, last_seq=run.last_seq)
+    async def add_records(self, run: Run, records: list[Record], *, delayed: bool = False) -> RecordsResult:
+        batch = build_batch(records, last_seq=run.last_seq, delayed=delayed)
         if batch is None:
             await self._store.touch_run(run.pk, self._clock())
             return RecordsResult(accepted=0, duplicates=len(records), last_seq=run.last_seq)

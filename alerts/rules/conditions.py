@@ -26,6 +26,8 @@ class Verdict:
     """The series is healthy again (differs from ``not holds`` only with ``recover_when`` hysteresis)."""
     value: float
     threshold: float | None
+    detail: dict[str, Any] | None = None
+    """What a ``compare`` verdict was judged against (templates' ``compare``); None for other kinds."""
 
 
 class Evaluator:

@@ -2,8 +2,8 @@
 
 Finding rules for a key never scans rules that cannot match: exact metric names are a dict lookup,
 globs are tried once per new key and the answer is cached. State is kept per (rule, run, key) and
-is bounded by the rule's windows; firing alerts are persisted, so a restart neither loses one nor
-notifies it again.
+is bounded by the rule's windows (``compare`` rules also keep bounded per-step summaries of the runs they
+compare: ``compare.py``); firing alerts are persisted, so a restart neither loses one nor notifies it again.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from operator import itemgetter, le, lt
 from typing import Any, Literal
 
 from alerts.model import Alert, AlertSource, AlertStatus, Run, RunEvent, RunState, fingerprint
-from alerts.presentation import iso, run_url
+from alerts.presentation import human_duration, iso, run_url
 from alerts.rules.columns import KeyColumn, key_columns
+from alerts.rules.compare import REFRESH, CompareGroups
 from alerts.rules.conditions import Threshold, Verdict
 from alerts.rules.lifecycle import SeriesState, Transition, advance
 from alerts.rules.loader import Rule, RuleSet
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 AlertSink = Callable[[list[Alert], Run | None], Awaitable[object]]
 SeriesKey = tuple[str, int, str]  # (rule name, run pk, metric key or "")
-_POINT_KINDS = ("when", "plateau", "change", "zscore")
+_POINT_KINDS = ("when", "plateau", "change", "zscore", "compare")
 _NOTHING: frozenset[str] = frozenset()
 
 
@@ -45,6 +46,8 @@ class _RunContext:
     last_seen: dict[str, float] = field(default_factory=dict)
     """Service-clock time of the last point per absent-rule name (``absent`` uses the service clock)."""
     started_seen: float = 0.0
+    live: bool = True
+    """The run's process is there to act on: its last batch came from it, not from ``runwatch sync``."""
     plans: dict[str, _KeyPlan] = field(default_factory=dict)
     """Per metric key: the rules that apply to this run, bound to their series state (built once)."""
     plain_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -86,6 +89,8 @@ class _KeyPlan:
     expr_map: dict[str, Rule] = field(default_factory=dict)
     active: dict[int, SeriesState] = field(default_factory=dict)
     """The plain series (by position) that are pending or firing."""
+    compares: list[Bound] = field(default_factory=list)
+    """The ``compare`` rules (judged against their group of runs: ``alerts/rules/compare.py``)."""
     above: float = math.inf
     """Quiet while the greatest value is <= this (least ``>`` threshold) ..."""
     at_or_above: float = math.inf
@@ -135,6 +140,8 @@ class _Index:
     expr_by_key: dict[str, list[Rule]] = field(default_factory=dict)
     absent: list[Rule] = field(default_factory=list)
     run_state: list[Rule] = field(default_factory=list)
+    compares: bool = False
+    """Some rule is a ``compare`` rule: batches prepare their groups first."""
     cache: dict[str, list[Rule]] = field(default_factory=dict)
     absent_cache: dict[str, list[Rule]] = field(default_factory=dict)
 
@@ -163,6 +170,7 @@ def build_index(rules: list[Rule]) -> _Index:
         kind = rule.spec.kind
         metric = rule.spec.metric or ""
         if kind in _POINT_KINDS:
+            index.compares |= kind == "compare"
             if any(ch in metric for ch in "*?["):
                 index.globs.append(rule)
             else:
@@ -196,6 +204,10 @@ class RuleEngine:
         self._index = _Index()
         self._runs: dict[int, _RunContext] = {}
         self._series: dict[SeriesKey, SeriesState] = {}
+        self.compares = CompareGroups(store)
+        """The groups of runs ``compare`` rules judge against (``alerts/rules/compare.py``)."""
+        self._released: dict[int, list[Alert]] = {}
+        """Alert changes of other runs that a batch's points made (a ``compare`` rule's waiting points)."""
         self._everywhere: set[str] = set()
         self._plain_lists: dict[tuple[tuple[int, str], ...], list[tuple[int, Rule]]] = {}
         """Names of the rules without a ``where``: they apply to every run, nothing to check per run."""
@@ -240,6 +252,7 @@ class RuleEngine:
         (replicas): no run is this engine's until :meth:`adopt` makes it so."""
         self._install(ruleset)
         if not restore_runs:
+            self.compares.refresh = REFRESH  # the other replicas' runs of a group: read from the store
             return
         now = self._clock()
         for run in await self._store.list_runs(project=None, state=RunState.RUNNING.value, limit=10**9):
@@ -259,6 +272,7 @@ class RuleEngine:
                 if name in {r.name for r in ruleset.rules} and _same(rule, next(r for r in ruleset.rules
                                                                                  if r.name == name))}
         dropped = [name for name in old if name not in kept]
+        self.compares.drop_rules(set(dropped))
         to_resolve: dict[int | None, list[Alert]] = {}
         for key in [key for key in self._series if key[0] in dropped]:
             state = self._series.pop(key)
@@ -293,7 +307,12 @@ class RuleEngine:
         if run.state.is_terminal:
             return  # late points of an ended run (e.g. a final flush after a heartbeat crash): stored only
         if batch.points:
-            await self._emit(self._judge(self._context(run), batch.points), run)
+            context = self._context(run)
+            context.live = not batch.delayed
+            if self._index.compares:
+                await self._prepare_compares(context, batch.points)
+            await self._emit(self._judge(context, batch.points), run)
+            await self._emit_released()
 
     def _judge(self, context: _RunContext, points: list[tuple[str, int, float, float]]) -> list[Alert]:
         """The alert changes ``points`` (one run's, in order) make, in the order a point-by-point pass
@@ -309,7 +328,7 @@ class RuleEngine:
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = self._plan(context, key)
-            if plan.points or plan.plain:
+            if plan.points or plan.plain or plan.compares:
                 self._judge_column(context, column, plan, changes)
             if plan.exprs:
                 has_exprs = True
@@ -352,6 +371,8 @@ class RuleEngine:
                 state.last_step, state.last_timestamp = last_step, last_stamp
                 continue  # the common case: a quiet series stays quiet
             self._judge_points(context, column, position, rule, state, changes)
+        for position, rule, state in plan.compares:
+            self._judge_compare(context, column, position, rule, state, changes)
 
     def _judge_plain(self, context: _RunContext, column: KeyColumn, plan: _KeyPlan, quiet: bool,
                      changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
@@ -403,6 +424,53 @@ class RuleEngine:
                                     self._fire(rule, context, state, column.key, verdict, step, timestamp)))
                 elif transition is Transition.RESOLVE:
                     changes.append(((index, 1, position), self._resolve(state, timestamp, "condition cleared")))
+
+    def _judge_compare(self, context: _RunContext, column: KeyColumn, position: int, rule: Rule,
+                       state: SeriesState, changes: list[tuple[tuple[int, int, int], Alert]]) -> None:
+        """A ``compare`` series over a column: its points join the run's group, then are judged as soon as
+        enough other runs reached their steps; other runs' waiting points this column let through are judged
+        too (their changes go out after this batch's, :meth:`_emit_released`)."""
+        compares = self.compares
+        judged = compares.judge(rule.spec, context.run, column.key, state, column.steps, column.stamps,
+                                column.values)
+        for step, timestamp, verdict in judged:  # earlier points waiting, then this column's: in step order
+            change = self._transition(rule, context, state, column.key, verdict, step, timestamp)
+            if change is not None:
+                changes.append(((column.first, 1, position), change))
+        for run_pk, other, (step, timestamp, verdict) in compares.released(rule.spec, state):
+            owner = self._runs.get(run_pk)
+            change = self._transition(rule, owner, other, column.key, verdict, step, timestamp) if owner else None
+            if change is not None:
+                self._released.setdefault(run_pk, []).append(change)
+
+    def _transition(self, rule: Rule, context: _RunContext, state: SeriesState, metric: str, verdict: Verdict,
+                    step: int, timestamp: float) -> Alert | None:
+        """One verdict through the lifecycle: the alert change it makes, if any."""
+        if not (verdict.holds or state.alert is not None or state.pending_count):
+            return None
+        transition = advance(rule.spec, state, verdict, timestamp)
+        if transition is Transition.FIRE:
+            return self._fire(rule, context, state, metric, verdict, step, timestamp)
+        if transition is Transition.RESOLVE:
+            return self._resolve(state, timestamp, "condition cleared")
+        return None
+
+    async def _prepare_compares(self, context: _RunContext, points: list[tuple[str, int, float, float]]) -> None:
+        """Before judging a batch: the groups its ``compare`` rules judge against, read from the store when
+        not held (or due for a refresh). Reading awaits, judging does not: done first, for every key."""
+        plans = context.plans
+        for key in dict.fromkeys(point[0] for point in points):
+            plan = plans.get(key)
+            if plan is None:
+                plan = plans[key] = self._plan(context, key)
+            for _, rule, _ in plan.compares:
+                await self.compares.prepare(rule.spec, context.run, key)
+
+    async def _emit_released(self) -> None:
+        released, self._released = self._released, {}
+        for run_pk, alerts in released.items():
+            owner = self._runs.get(run_pk)
+            await self._emit(alerts, owner.run if owner is not None else None)
 
     def _quiet_exprs(self, context: _RunContext, spans: dict[str, tuple[float, float] | None]) -> set[str]:
         """The quiet ``expr`` rules (neither pending nor firing) that cannot hold at any step of this batch:
@@ -459,6 +527,7 @@ class RuleEngine:
         """Drop everything held about a run another replica now evaluates (nothing is resolved: its
         alerts stay firing in storage, and the new owner adopts them)."""
         self._runs.pop(run_pk, None)
+        self.compares.forget_run(run_pk)
         for key in [key for key in self._series if key[1] == run_pk]:
             del self._series[key]
 
@@ -488,6 +557,8 @@ class RuleEngine:
             points += fetched
             warm[metric] = _warm_up_end(fetched, count, seconds)
         points.sort(key=itemgetter(1, 2))
+        if points and self._index.compares:
+            await self._prepare_compares(context, points)
         replayed = self._judge(context, points) if points else []
         last_at = max((point[2] for point in points), default=self._clock())
         changes: list[Alert] = []
@@ -542,6 +613,7 @@ class RuleEngine:
             else:
                 changes.append(self._resolved(replace(alert), last_at, "condition cleared"))
         await self._emit(changes, run)
+        await self._emit_released()
 
     def _warm_step(self, alert: Alert, warm: dict[str, int]) -> int:
         """The last step of the replay's warm-up for the keys ``alert``'s rule reads."""
@@ -593,6 +665,7 @@ class RuleEngine:
                     changes.append(self._resolve(state, event.at, reason))
                 del self._series[key]
             self._runs.pop(run.pk, None)
+            self.compares.forget_run(run.pk)
         await self._emit(changes, run)
         if event.state.is_terminal:
             for key in [key for key in self._series if key[1] == run.pk and self._series[key].alert is None]:
@@ -622,6 +695,7 @@ class RuleEngine:
     def _plan(self, context: _RunContext, key: str) -> _KeyPlan:
         index = self._index
         bound: list[Bound] = []
+        compares: list[Bound] = []
         plain: list[tuple[int, Rule, SeriesState | None]] = []
         for position, rule in enumerate(rule for rule in index.point_rules(key) if self._applies(rule, context)):
             series_key = (rule.name, context.run.pk, key)
@@ -631,10 +705,11 @@ class RuleEngine:
                 continue
             if state is None:
                 state = self._series[series_key] = self._new_series(rule)
-            bound.append((position, rule, state))
+            (compares if rule.spec.compare is not None else bound).append((position, rule, state))
         exprs = [rule for rule in index.expr_by_key.get(key, ()) if self._applies(rule, context)]
         absents = [rule for rule in index.absent_rules(key) if self._applies(rule, context)]
         plan = _key_plan(plain, bound, exprs, absents)
+        plan.compares = compares
         # Most runs have the same plain rules for a key: one list for all of them.
         plan.plain = self._plain_lists.setdefault(tuple((position, rule.name) for position, rule in plan.plain),
                                                   plan.plain)
@@ -701,7 +776,15 @@ class RuleEngine:
                     "url": run_url(self._public_url, run.project, run.id), "config": run.config, "tags": run.tags},
             "metric": metric or None, "value": value, "threshold": verdict.threshold, "step": step,
             "severity": spec.severity.value, "labels": labels, "started_at": iso(timestamp), "reason": reason,
+            "compare": verdict.detail,
+            "stop": None,
         }
+        stops = "stop_run" in spec.actions and context.live and not run.state.is_terminal \
+            and run.stop_request is None
+        if stops:
+            runtime = max(0.0, timestamp - run.started_at)
+            template_context["stop"] = {"step": step, "runtime": human_duration(runtime),
+                                        "runtime_seconds": runtime}
         title, text = _render(rule, template_context)
         alert = Alert(
             id=self._new_id(), fingerprint=fingerprint(labels), source=AlertSource.RULE, project=run.project,
@@ -709,6 +792,7 @@ class RuleEngine:
             starts_at=timestamp, rule=spec.name, run_pk=run.pk, metric=metric or None,
             value=None if spec.kind == "run_state" else value,
             threshold=verdict.threshold, step=step, created_at=self._clock(), notify=tuple(spec.notify),
+            actions=("stop_run",) if stops else (),
         )
         state.alert = alert
         # A snapshot: the alert may resolve later in the same batch, before this change is emitted.

@@ -7,6 +7,7 @@ expression, durations in seconds), so nothing is re-parsed per metric point.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import operator
 import re
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from alerts.durations import Duration, parse_duration
-from alerts.model import RunState, Severity
+from alerts.model import Run, RunState, Severity
 from alerts.rules.expr import Expr, ExprError, parse_expr
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -25,7 +26,7 @@ _COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
 }
-CONDITION_KEYS = ("when", "absent", "plateau", "change", "zscore", "expr", "run_state")
+CONDITION_KEYS = ("when", "absent", "plateau", "change", "zscore", "compare", "expr", "run_state")
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,122 @@ class ZScore(_Strict):
     """Which way counts."""
 
 
+SAME = "same"
+_PERCENTILE = re.compile(r"^p(\d{1,2})$")
+
+
+class CompareTo(_Strict):
+    """The comparison runs of a `compare` rule, relative to the judged run: `same` (the judged run's own
+    value), else a glob (or, under `config`, a value). They must match the rule's `where` too."""
+
+    project: str = SAME
+    """`same`: the judged run's project; else a glob on the project."""
+    group: str = "*"
+    """`same`: the judged run's group (W&B `init(group=)`); else a glob on it."""
+    job_type: str = "*"
+    """`same`: the judged run's job type; else a glob on it."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Per config key (`model.depth` reaches into nested config): `same`, or the value it must have."""
+
+    @property
+    def same(self) -> tuple[str, ...]:
+        """The run attributes (``project``, ``group``, ``job_type``, ``config.<key>``) that are ``same``."""
+        names = [name for name in ("project", "group", "job_type") if getattr(self, name) == SAME]
+        return (*names, *(f"config.{key}" for key, value in self.config.items() if value == SAME))
+
+    def key_of(self, run: Run) -> tuple[str, ...]:
+        """The run's values of the ``same`` selectors: runs with equal keys are compared with each other."""
+        values: list[Any] = [getattr(run, name) for name in ("project", "group", "job_type")
+                             if getattr(self, name) == SAME]
+        values += [_config_value(run.config, key) for key, value in self.config.items() if value == SAME]
+        return tuple("<missing>" if value is _MISSING else json.dumps(value, sort_keys=True, default=str)
+                     for value in values)
+
+    def admits(self, run: Run) -> bool:
+        """The run passes the fixed selectors (globs and config values), so it may be a comparison run."""
+        globs = ((getattr(run, name) or "", getattr(self, name)) for name in ("project", "group", "job_type"))
+        return (all(glob in (SAME, "*") or fnmatch.fnmatchcase(value, glob) for value, glob in globs)
+                and all(value == SAME or _config_value(run.config, key) == value for key, value in self.config.items()))
+
+
+class Compare(_Strict):
+    """A run's value at a step against a statistic of the other runs' values at that step: the median
+    stopping rule of Optuna's `MedianPruner` and Vizier's automated early stopping, for any training script
+    (with `actions: [stop_run]`)."""
+
+    to: CompareTo = Field(default_factory=lambda: CompareTo())
+    """Which runs to compare with (default: the same project)."""
+    stat: str = "median"
+    """`median`, `best` (the best run), or a percentile `p1`..`p99` counted from the best (`p25`: a quarter of
+    the runs are better; Optuna's `PercentilePruner`)."""
+    at: Literal["same_step"] = "same_step"
+    """Where on the curves to compare: at this run's step (a run counts for a step once it has reached it)."""
+    direction: Literal["worse", "better"] = "worse"
+    """Fire when this run is worse (or better) than the statistic by more than `margin`."""
+    margin: float | str = 0.0
+    """How far past the statistic: a number, or a percentage of it like `"10%"`."""
+    mode: Literal["min", "max"] = "min"
+    """`min`: lower is better (a loss); `max`: higher is better (an accuracy)."""
+    min_runs: int = Field(default=5, ge=1)
+    """Judge a step once at least this many other runs have reached it (until then it waits)."""
+    grace: int = Field(default=0, ge=0)
+    """Judge steps from this one on (Optuna's `n_warmup_steps`)."""
+    using: Literal["value", "best_so_far"] = "value"
+    """This run's value at the step, or its best up to the step (Optuna compares the best so far)."""
+
+    @field_validator("stat")
+    @classmethod
+    def _stat(cls, value: str) -> str:
+        text = value.strip().lower()
+        match = _PERCENTILE.match(text)
+        if text in ("median", "best") or (match is not None and 1 <= int(match.group(1)) <= 99):
+            return text
+        raise ValueError(f"compare.stat must be median, best or a percentile p1..p99 such as p25, got {value!r}")
+
+    @field_validator("margin")
+    @classmethod
+    def _margin(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                parsed = float(text[:-1] if text.endswith("%") else text)
+            except ValueError:
+                raise ValueError(f"compare.margin must be a number or a percentage like \"10%\", "
+                                 f"got {value!r}") from None
+            if not parsed >= 0 or math.isinf(parsed):
+                raise ValueError(f"compare.margin must be a finite amount, not negative, got {value!r}")
+            return text if text.endswith("%") else parsed
+        if not value >= 0 or math.isinf(value):
+            raise ValueError(f"compare.margin must be a finite amount, not negative, got {value!r}")
+        return float(value)
+
+    @property
+    def percentile(self) -> float:
+        """The statistic as a percentile counted from the best run: 0 for ``best``, 50 for ``median``."""
+        return 0.0 if self.stat == "best" else 50.0 if self.stat == "median" else float(self.stat[1:])
+
+    @property
+    def relative(self) -> float | None:
+        """The margin as a fraction of the statistic (``"10%"``: 0.1); None for an absolute margin."""
+        return float(self.margin[:-1]) / 100 if isinstance(self.margin, str) else None
+
+    def describe(self) -> str:
+        """``best so far > median + 10% of the other runs with the same project and config.model (...)``."""
+        lower = (self.mode == "min") == (self.direction == "worse")
+        subject = "best so far" if self.using == "best_so_far" else "value"
+        amount = self.relative if self.relative is not None else self.margin
+        margin = f" {'+' if lower else '-'} {self.margin}" if amount else ""
+        same = self.to.same
+        whose = f" with the same {' and '.join(same)}" if same else ""
+        filters = [f"{name} {getattr(self.to, name)}" for name in ("project", "group", "job_type")
+                   if getattr(self.to, name) not in (SAME, "*")]
+        filters += [f"config.{key} = {value!r}" for key, value in self.to.config.items() if value != SAME]
+        where = f" ({', '.join(filters)})" if filters else ""
+        grace = f", from step {self.grace}" if self.grace else ""
+        return (f"{subject} {'>' if lower else '<'} {self.stat}{margin} of the other runs{whose}{where} "
+                f"at the same step (once {self.min_runs} reached it{grace})")
+
+
 class RuleSpec(_Strict):
     """One rule as written in a rule file."""
 
@@ -253,6 +370,8 @@ class RuleSpec(_Strict):
     """Fires when the recent mean moves from the earlier mean by more than `by`."""
     zscore: ZScore | None = None
     """Fires on a point this many standard deviations from the recent mean (an anomaly)."""
+    compare: Compare | None = None
+    """Fires when the run is worse than the other runs of its sweep at the same step (see below)."""
     expr: Annotated[Expr, BeforeValidator(lambda text: _parse_expr(text))] | None = None
     """A condition over several metrics of the run (`` `val/loss` - `train/loss` > 0.5 ``)."""
     run_state: list[RunState] | None = None
@@ -277,7 +396,9 @@ class RuleSpec(_Strict):
     title: str = "{{ rule.name }}: {{ metric or rule.condition }} in {{ run.name }}"
     """Jinja template of the alert's title."""
     text: str = ("{% if metric %}{{ metric }} = {{ value }} at step {{ step }} ({{ rule.condition }})"
-                 "{% else %}{{ rule.description or rule.condition }}{% endif %}")
+                 "{% else %}{{ rule.description or rule.condition }}{% endif %}"
+                 "{% if stop %}. Run stopped{% if stop.step is not none %} at step {{ stop.step }}{% endif %}"
+                 " after {{ stop.runtime }}{% endif %}")
     """Jinja template of the alert's text."""
 
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", frozen=True, populate_by_name=True,
@@ -315,7 +436,7 @@ class RuleSpec(_Strict):
             found = ", ".join(present) if present else "none"
             raise ValueError(f"a rule needs exactly one condition key of {', '.join(CONDITION_KEYS)} (found {found})")
         kind = present[0]
-        needs_metric = kind in ("when", "absent", "plateau", "change", "zscore")
+        needs_metric = kind in ("when", "absent", "plateau", "change", "zscore", "compare")
         if needs_metric and not self.metric:
             raise ValueError(f"a '{kind}' rule needs 'metric'")
         if not needs_metric and self.metric:
@@ -346,6 +467,8 @@ class RuleSpec(_Strict):
             return f"{kind}: {value}"
         if kind == "absent":
             return f"absent for {value:g}s"
+        if kind == "compare":
+            return f"compare: {value.describe()}"
         if kind == "run_state":
             return "run state in " + ", ".join(state.value for state in value)
         return f"{kind}: {value.model_dump()}"

@@ -26,6 +26,8 @@ def sample_context(rule: dict[str, Any]) -> dict[str, Any]:
         "metric": "sample/metric", "value": 0.5, "threshold": 0.3, "step": 10, "severity": rule["severity"],
         "labels": _AnyKeys(rule["labels"]), "started_at": "2026-01-01T00:00:00Z",
         "reason": "sample reason",
+        "compare": {"stat": 0.4, "statistic": "median", "runs": 9},
+        "stop": {"step": 10, "runtime": "12m 05s", "runtime_seconds": 725.0},
     }
 
 

@@ -11,14 +11,18 @@ notation, run state changes, and the alerts expected to be firing at given steps
           - id: r1
             series: {train/loss: "1.0-0.1x5 nan"}
             states: [{at: 7, state: crashed, reason: OOM}]
+          - id: r2                     # runs may have a project, name, group, job_type, tags, config
+            start: 10                  # starts at step 10 of the test: its series' first value is its step 0
+            series: {train/loss: "1.0x5"}
         expect:
           - at: 6                      # a step, or a duration from the start ("6m")
             alerts: [{rule: loss-not-finite, run: r1, labels: {metric: train/loss}}]
 
 Each test drives the real :class:`RuleEngine` over a fresh temporary SQLite store with a simulated
 clock: step ``i`` happens at ``start + i * evaluation_interval``, which is both the points' timestamp
-and the engine's clock. Per step: every run's points of that step as one batch, then the state
-changes due, then ``check_absent()``, then the expectations of that step.
+and the engine's clock. Per step: the runs that start then start, every run's points of that step as
+one batch (stored, then judged, as the ingest does), then the state changes due, then
+``check_absent()``, then the expectations of that step.
 """
 
 from __future__ import annotations
@@ -165,6 +169,8 @@ class InputRun(_Strict):
     job_type: str | None = None
     tags: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
+    start: At = Moment(step=0)
+    """When the run starts: its series' first value is its step 0, logged then (a later wave of a sweep)."""
     series: dict[str, Series] = Field(default_factory=dict)
     states: list[StateChange] = Field(default_factory=list)
 
@@ -206,6 +212,7 @@ class _Run:
     id: str
     spec: InputRun
     states: dict[int, list[StateChange]]
+    start: int = 0
 
 
 @dataclass
@@ -287,9 +294,13 @@ def _compile(loaded: LoadedYaml, index: int, case: RuleTestCase, interval: float
         states: dict[int, list[StateChange]] = {}
         ordered = sorted(((step_of(change.at, ("runs", r, "states", s, "at")), s, change)
                           for s, change in enumerate(spec.states)), key=lambda item: (item[0], item[1]))
+        start = step_of(spec.start, ("runs", r, "start"))
         current = RunState.RUNNING
         for step, s, change in ordered:
-            if change.state is RunState.RUNNING and current is RunState.RUNNING:
+            if step < start:
+                error(("runs", r, "states", s, "at"), f"run {run_id!r} starts at step {start}: a state change "
+                      f"at step {step} comes before it")
+            elif change.state is RunState.RUNNING and current is RunState.RUNNING:
                 error(("runs", r, "states", s, "state"), f"run {run_id!r} is already running at step {step} "
                       "(state 'running' resumes an ended run)")
             elif change.state.is_terminal and current.is_terminal:
@@ -297,7 +308,7 @@ def _compile(loaded: LoadedYaml, index: int, case: RuleTestCase, interval: float
                       f"at step {step}; resume it first with state 'running'")
             current = change.state
             states.setdefault(step, []).append(change)
-        runs.append(_Run(run_id, spec, states))
+        runs.append(_Run(run_id, spec, states, start))
     run_ids = [run.id for run in runs]
     checks: dict[int, list[Expectation]] = {}
     for e, expectation in enumerate(case.expect):
@@ -382,11 +393,13 @@ class Simulation:
         return run
 
     async def log(self, run_id: str, step: int, points: dict[str, float]) -> None:
-        """One step of points, timestamped now, as the one batch the ingest would hand over."""
+        """One step of points, timestamped now, as the one batch the ingest would hand over: stored, then
+        judged (``compare`` rules read the other runs' points from the store)."""
         seq = self._seq.get(run_id, 0) + 1
         self._seq[run_id] = seq
         batch = RecordBatch(first_seq=seq, last_seq=seq, steps=[(step, self.now, None)],
                             points=[(key, step, self.now, value) for key, value in points.items()])
+        await self.store.apply_records(self.runs[run_id], batch, self.now)
         await self.engine.on_batch(self.runs[run_id], batch)
 
     async def set_state(self, run_id: str, state: RunState, reason: str | None = None) -> None:
@@ -466,18 +479,20 @@ async def _run_case(tests: LoadedTests, case: _Case) -> list[str]:
 async def _simulate(sim: Simulation, interval: float, case: _Case) -> list[str]:
     await sim.start()
     start = sim.now
-    for run in case.runs:
-        spec = run.spec
-        await sim.start_run(run.id, project=spec.project, name=spec.name or run.id, tags=list(spec.tags),
-                            config=dict(spec.config), group=spec.group, job_type=spec.job_type)
     problems: list[str] = []
     for step in range(case.last_step + 1):
         sim.now = start + step * interval
         for run in case.runs:
+            spec = run.spec
+            if step == run.start:
+                await sim.start_run(run.id, project=spec.project, name=spec.name or run.id, tags=list(spec.tags),
+                                    config=dict(spec.config), group=spec.group, job_type=spec.job_type)
+        for run in case.runs:
+            own = step - run.start  # the run's own step
             points = {key: value for key, values in run.spec.series.items()
-                      if step < len(values) and (value := values[step]) is not None}
+                      if 0 <= own < len(values) and (value := values[own]) is not None}
             if points:
-                await sim.log(run.id, step, points)
+                await sim.log(run.id, own, points)
         for run in case.runs:
             for change in run.states.get(step, ()):
                 await sim.set_state(run.id, change.state, change.reason)

@@ -37,6 +37,8 @@ class RecordBatch:
     summary: dict[str, Any] | None = None
     exit: RunExit | None = None
     events: list[tuple[str, float]] = field(default_factory=list)  # (reason, at): run events, state running
+    delayed: bool = False
+    """Uploaded after the fact by ``runwatch sync``: the run's process is not there to act on (stop)."""
 
 
 @dataclass(frozen=True)
@@ -289,11 +291,23 @@ class Store(ABC):
     @abstractmethod
     async def end_run(self, run_pk: int, exit: RunExit, *,
                       silent_since: float | None = None) -> RunEvent | None:
-        """Move a running run to a terminal state; None if it was not running any more.
+        """Move a running run to a terminal state; None if it was not running any more. A run that was
+        asked to stop (:meth:`request_stop`) ends ``stopped`` whatever ``exit`` says, the request's ``by``
+        and ``reason`` as its failure reason.
 
         With ``silent_since``, only while its last contact is still older than that: a heartbeat that
         arrived after the run was found silent keeps it running.
         """
+
+    @abstractmethod
+    async def request_stop(self, run_pk: int, request: dict[str, Any], at: float) -> dict[str, Any] | None:
+        """Ask a running run to stop: store ``request`` on it, with a run event, unless a request is
+        stored already. Returns the request in force (the earlier one when the run was asked before), or
+        None when the run is not running. Once asked, the run ends ``stopped`` (see :meth:`end_run`)."""
+
+    @abstractmethod
+    async def stop_requests(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stop requests of the running runs, by (project, run id)."""
 
     @abstractmethod
     async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
@@ -521,6 +535,12 @@ class Store(ABC):
                             seconds: float) -> list[tuple[str, int, float, float]]:
         """Every point of a key within ``seconds`` of its latest one, and the ``count`` points before those,
         as ``(key, step, timestamp, value)`` by step (NaN for a stored null): what a takeover judges again."""
+
+    @abstractmethod
+    async def key_points(self, run_pk: int, key: str, *, after_step: int,
+                         limit: int) -> list[tuple[int, float, float]]:
+        """The first ``limit`` points of a key with step > ``after_step``, as ``(step, timestamp, value)`` by
+        step (NaN for a stored null): what a ``compare`` rule reads of the other runs of a group."""
 
     @abstractmethod
     async def get_alerts(self, alert_ids: list[str]) -> list[Alert]:

@@ -1,6 +1,7 @@
 """What replicas share through the database (``docs/architecture.md``): run leases, the alert wake-up
-channel, and the reads a replica needs to take over a run (its recent points) or the dispatch (alerts
-by id, recently resolved alerts).
+channel, and the reads a replica needs to take over a run (its recent points), to judge a ``compare`` rule
+(the points of the other runs of a group, which other replicas received) or to take over the dispatch
+(alerts by id, recently resolved alerts).
 
 A run's lease is one row: taking it is a single conditional upsert (free, expired or already ours), so
 two replicas can never both hold it, whatever their timing.
@@ -109,6 +110,15 @@ class SqlCluster:
             before = list((await conn.execute(newest_first.where(m.step < first_step).limit(count))).all())
         rows = [*reversed(before), *reversed(window)]
         return [(key, row.step, row.timestamp, math.nan if row.value is None else row.value) for row in rows]
+
+    async def key_points(self, run_pk: int, key: str, *, after_step: int,
+                         limit: int) -> list[tuple[int, float, float]]:
+        m = t.metrics.c
+        query = select(m.step, m.timestamp, m.value).where(m.run_pk == run_pk, m.key == key, m.step > after_step) \
+            .order_by(m.step).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.step, row.timestamp, math.nan if row.value is None else row.value) for row in rows]
 
     async def get_alerts(self, alert_ids: list[str]) -> list[Alert]:
         found: list[Alert] = []

@@ -13,6 +13,7 @@ import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from alerts.model import (
     RunEvent,
     RunState,
     Severity,
+    stop_text,
+    stopped_reason,
 )
 from alerts.storage import tables as t
 from alerts.storage.base import (
@@ -297,6 +300,24 @@ class SqlStore(SqlFiles, SqlCluster, Store):
                       silent_since: float | None = None) -> RunEvent | None:
         async with self._begin() as conn:
             return await _end_run(conn, run_pk, exit, silent_since=silent_since)
+
+    async def request_stop(self, run_pk: int, request: dict[str, Any], at: float) -> dict[str, Any] | None:
+        async with self._begin() as conn:
+            row = (await conn.execute(select(t.runs.c.state, t.runs.c.stop_request)
+                                      .where(t.runs.c.pk == run_pk))).one_or_none()
+            if row is None or row.state != RunState.RUNNING.value:
+                return None
+            if row.stop_request is not None:
+                return dict(row.stop_request)
+            await conn.execute(update(t.runs).where(t.runs.c.pk == run_pk).values(stop_request=request))
+            await _add_event(conn, run_pk, RunState.RUNNING, f"stop requested: {stop_text(request)}", at)
+        return request
+
+    async def stop_requests(self) -> dict[tuple[str, str], dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.runs.c.project, t.runs.c.id, t.runs.c.stop_request).where(
+                t.runs.c.state == RunState.RUNNING.value, t.runs.c.stop_request.isnot(None)))).all()
+        return {(row.project, row.id): dict(row.stop_request) for row in rows}
 
     async def find_silent_runs(self, last_contact_before: float) -> list[Run]:
         async with self.engine.connect() as conn:
@@ -756,6 +777,9 @@ async def _add_event(conn: AsyncConnection, run_pk: int, state: RunState, reason
 async def _end_run(conn: AsyncConnection, run_pk: int, exit: RunExit, *,
                    silent_since: float | None = None) -> RunEvent | None:
     still = [] if silent_since is None else [t.runs.c.last_contact < silent_since]
+    stop = (await conn.execute(select(t.runs.c.stop_request).where(t.runs.c.pk == run_pk))).scalar()
+    if stop is not None:
+        exit = replace(exit, state=RunState.STOPPED, reason=stopped_reason(stop, exit.state, exit.reason))
     result = await conn.execute(update(t.runs).where(
         t.runs.c.pk == run_pk, t.runs.c.state == RunState.RUNNING.value, *still,
     ).values(state=exit.state.value, exit_code=exit.exit_code, failure_reason=exit.reason,

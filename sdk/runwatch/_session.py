@@ -63,6 +63,7 @@ def init(
     *,
     settings: Settings | Mapping[str, Any] | None = None,
     reinit: bool | None = None,
+    on_stop: Callable[[dict[str, Any]], Any] | None = None,
     clock: Callable[[], float] = time.time,
     new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
     transport_factory: Callable[[], Transport] | None = None,
@@ -73,8 +74,10 @@ def init(
     A run that is still active is finished first. ``mode``: ``online`` (default), ``offline`` (spool
     only; upload later with ``runwatch sync``) or ``disabled`` (every call accepted, nothing done).
     ``settings`` overrides fields of ``runwatch.settings.Settings`` (e.g. ``finish_timeout``,
-    ``max_queue_bytes``, ``system_metrics``, ``disable_git``). ``clock``/``new_uuid``/``transport_factory`` are seams
-    for tests.
+    ``max_queue_bytes``, ``system_metrics``, ``disable_git``). ``on_stop(request)`` is called (on the
+    SDK's sender thread) when the service asks the run to stop (a rule's ``stop_run``, ``alerts runs
+    stop``, the dashboard); without it the main thread gets ``KeyboardInterrupt`` as on Ctrl-C. Either way
+    the run ends ``stopped``. ``clock``/``new_uuid``/``transport_factory`` are seams for tests.
     """
     global _active, _last
     if unknown:
@@ -128,6 +131,7 @@ def init(
             clock=clock,
             new_uuid=new_uuid,
             transport_factory=transport_factory,
+            on_stop=on_stop,
         )
         _active = run
         _last = run

@@ -235,3 +235,24 @@ def _after_fork_in_child() -> None:
 _fork_blocked: list[int] = []
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_after_fork_in_child)
+
+
+def interrupt_main_thread() -> None:
+    """Raise ``KeyboardInterrupt`` in the main thread, as Ctrl-C would (a stop request from the service).
+
+    With a Python SIGINT handler in place (the default, or the script's own), the main thread gets a real
+    SIGINT: it also wakes a ``sleep`` or a blocking read. Where SIGINT is ignored (a background job of a
+    non-interactive shell) or cannot be sent, the exception is set on the main thread directly, and is
+    raised at its next bytecode."""
+    main = threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and hasattr(signal, "pthread_kill") and main.ident is not None:
+        try:
+            signal.pthread_kill(main.ident, signal.SIGINT)
+            return
+        except (OSError, ValueError):
+            pass
+    import ctypes
+
+    if main.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main.ident), ctypes.py_object(KeyboardInterrupt))

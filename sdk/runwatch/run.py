@@ -64,6 +64,7 @@ class Run:
         new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
         transport_factory: Callable[[], Transport] | None = None,
         install_hooks: bool = True,
+        on_stop: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.settings = settings
         self.id = id
@@ -91,6 +92,8 @@ class Run:
         self.config = Config(config, on_change=None)
         self._sender: Sender | None = None
         self._queue: Any = None
+        self._on_stop = on_stop
+        self._stop_request: dict[str, Any] | None = None
         self.resumed = False
         if self._state == _DISABLED:
             return
@@ -166,6 +169,7 @@ class Run:
             system_sampler=sampler,
             system_interval=settings.system_metrics_interval,
             current_step=lambda: self._step,
+            on_stop=self._stop_heard,
         )
         self._queue = self._sender.queue
         object.__setattr__(self.config, "_on_change", self._config_changed)
@@ -174,6 +178,13 @@ class Run:
             lifecycle.install(self, console=settings.console, signals=settings.signals)
 
     # -- properties ------------------------------------------------------------------------------
+    @property
+    def stop_request(self) -> dict[str, Any] | None:
+        """Set once the service asked this run to stop (a rule's ``stop_run``, ``alerts runs stop``, the
+        dashboard): ``by``, ``rule``, ``reason``, ``step``, ``at``. A loop may poll it instead of being
+        interrupted (with ``init(on_stop=...)``)."""
+        return self._stop_request
+
     @property
     def step(self) -> int:
         """The current (not yet committed) step."""
@@ -484,6 +495,26 @@ class Run:
         if isinstance(url, str) and url:
             self.url = url
 
+    # -- stop on request -------------------------------------------------------------------------
+    def _stop_heard(self, request: dict[str, Any]) -> None:
+        """The service asked this run to stop (on the sender thread, once). As W&B's stop from the UI:
+        the main thread is interrupted (``KeyboardInterrupt``), unless the script gave ``init(on_stop=)``,
+        which is called with the request instead. Either way the run ends ``stopped``."""
+        self._stop_request = request
+        step = request.get("step")
+        at_step = f" at step {step}" if step is not None else ""
+        _say(f"runwatch: run {self.project}/{self.id} was asked to stop by {request.get('by')}{at_step}: "
+             f"{request.get('reason')}")
+        if self._state != _ACTIVE:
+            return
+        if self._on_stop is not None:
+            try:
+                self._on_stop(request)
+            except Exception:
+                logger.exception("runwatch: the on_stop callback raised")
+            return
+        lifecycle.interrupt_main_thread()
+
     # -- finish ----------------------------------------------------------------------------------
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """Commit the pending step, send summary and exit record, flush (bounded by finish_timeout).
@@ -518,6 +549,10 @@ class Run:
                 return
             was = self._state
             self._state = _FINISHED
+        if self._stop_request is not None and state in ("finished", "killed"):
+            # The interrupt (or the script's own way out) after a stop request. A failure is reported as
+            # such: the service ends the run stopped all the same, and keeps what failed in its reason.
+            state = "stopped"
         try:
             if was == _ACTIVE and self._sender is not None:
                 self._flush_and_stop(state, exit_code, reason, tail, timeout, quiet)

@@ -96,6 +96,7 @@ class Sender:
         system_sampler: Callable[[], dict[str, Any]] | None = None,
         system_interval: float = 15.0,
         current_step: Callable[[], int] | None = None,
+        on_stop: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque()
@@ -131,6 +132,9 @@ class Sender:
         self._system_sampler = system_sampler
         self._system_interval = system_interval
         self._current_step = current_step or (lambda: 0)
+        self._on_stop = on_stop
+        self.stop_request: dict[str, Any] | None = None
+        """What the service answered once someone asked the run to stop (told to ``on_stop`` once)."""
 
         self._seq = 0
         self._seq_base = 0
@@ -425,6 +429,11 @@ class Sender:
             self._last_contact = self._monotonic()
             self._backoff = 0.0
             self._retry_at = 0.0
+            # Records and heartbeat answers carry a stop request (a rule's stop_run, `alerts runs stop`).
+            if isinstance(res.data, dict) and isinstance(res.data.get("stop"), dict) and self.stop_request is None:
+                self.stop_request = res.data["stop"]
+                if self._on_stop is not None:
+                    self._on_stop(self.stop_request)
         elif res.outcome == "transient":
             self._backoff = min(self._retry_max_backoff, max(0.1, self._backoff * 2))
             self._retry_at = self._monotonic() + self._backoff * random.uniform(0.8, 1.0)

@@ -166,7 +166,8 @@ def _sync_run(
             if not group:
                 return True
             if kind == "record":
-                payload = dumps({"records": group})
+                # delayed: no process is there any more to stop; a rule's stop_run leaves the run alone
+                payload = dumps({"records": group, "delayed": True})
                 r = _post(transport, records_path, payload, attempts, sleep)
                 counted = "records"
             else:

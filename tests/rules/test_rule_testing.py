@@ -399,3 +399,43 @@ def test_where_group_and_job_type_choose_the_runs(tmp_path: Path) -> None:
     """, rules=rules)
     code, output = run(path)
     assert code == 0, output
+
+
+COMPARE_RULES = """
+rules:
+  - name: behind
+    metric: val/loss
+    compare: {to: {config: {model: same}}, min_runs: 2, margin: 20%}
+    title: "{{ run.name }} behind {{ compare.runs }} runs"
+"""
+
+
+def test_runs_of_a_sweep_start_in_waves_with_their_own_config(tmp_path: Path) -> None:
+    """``start``: a run's series begins at its own step 0 at that step of the test (a later wave)."""
+    path = write(tmp_path, """
+    rule_files: [rules.yaml]
+    tests:
+      - name: wave 2 is judged against the ended wave 1 of its model
+        runs:
+          - {id: a1, config: {model: a}, series: {val/loss: "1.0x3"}, states: [{at: 3, state: finished}]}
+          - {id: a2, config: {model: a}, series: {val/loss: "1.1x3"}, states: [{at: 3, state: finished}]}
+          - {id: b1, config: {model: b}, series: {val/loss: "5.0x9"}}
+          - {id: late, config: {model: a}, start: 5, series: {val/loss: "1.0 2.0"}}
+        expect:
+          - {at: 5, alerts: []}
+          - {at: 6, alerts: [{rule: behind, run: late, title: late behind 2 runs}]}
+    """, rules=COMPARE_RULES)
+    code, output = run(path)
+    assert code == 0, output
+
+
+def test_a_state_change_before_the_run_starts_is_an_error(tmp_path: Path) -> None:
+    assert invalid(tmp_path, """
+        rule_files: [rules.yaml]
+        tests:
+          - name: t
+            runs:
+              - {id: r1, start: 5, states: [{at: 2, state: finished}]}
+            expect: [{at: 6, alerts: []}]
+    """, rules=COMPARE_RULES) == [
+        "FILE:5:42: test 't': run 'r1' starts at step 5: a state change at step 2 comes before it"]

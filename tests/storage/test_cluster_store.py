@@ -67,6 +67,20 @@ async def test_recent_points_are_the_time_window_and_count_points_before_it(stor
     assert await store.recent_points(pk, "nothing", count=5, seconds=5.0) == []
 
 
+async def test_key_points_are_a_keys_points_after_a_step_by_step(store: Store) -> None:
+    pk = await a_run(store)
+    run = (await store.get_runs_by_pk([pk]))[pk]
+    batch = RecordBatch(first_seq=1, last_seq=1, steps=[(step, 1000.0 + step, None) for step in range(10)],
+                        points=[(key, step, 1000.0 + step, math.nan if step == 5 else float(step))
+                                for step in range(10) for key in ("loss", "acc")])
+    assert (await store.apply_records(run, batch, 0.0))[0]
+    got = await store.key_points(pk, "loss", after_step=3, limit=4)
+    assert [(step, stamp) for step, stamp, _ in got] == [(4, 1004.0), (5, 1005.0), (6, 1006.0), (7, 1007.0)]
+    assert got[0][2] == 4.0 and math.isnan(got[1][2])
+    assert len(await store.key_points(pk, "acc", after_step=-1, limit=100)) == 10
+    assert await store.key_points(pk, "loss", after_step=9, limit=5) == []
+
+
 async def test_alert_reads_and_what_the_outbox_told(store: Store) -> None:
     await store.save_alerts([alert("firing", AlertStatus.FIRING), alert("old", AlertStatus.RESOLVED, ends_at=10.0),
                              alert("new", AlertStatus.RESOLVED, ends_at=100.0)])

@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 
 from alerts.api.auth import current_key
 from alerts.model import ApiKey
-from alerts.presentation import json_bytes
+from alerts.presentation import human_duration, json_bytes
 from alerts.service import Service
 from alerts.web import csrf
 from alerts.web.session import Sessions
@@ -172,16 +172,7 @@ def format_time(value: Any) -> str:
 
 
 def format_duration(seconds: Any) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(max(0, float(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    return "—" if seconds is None else human_duration(float(seconds))
 
 
 def format_number(value: Any) -> str:

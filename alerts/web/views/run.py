@@ -8,16 +8,18 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
+from starlette.responses import RedirectResponse, Response
 
 from alerts.api.series import WIDTH_DEFAULT, WIDTH_MAX, WIDTH_MIN, series_json
 from alerts.model import Alert, Run
 from alerts.presentation import alert_object, iso, run_json
 from alerts.rules.loader import Rule
 from alerts.rules.spec import Comparison
-from alerts.web.views.base import PageContext, Pages
+from alerts.web.views.base import PageContext, Pages, render
 from alerts.web.views.run_files import files_section
 from alerts.web.views.run_files import pages as file_pages
 from alerts.web.views.run_media import media_sections
+from alerts.web.views.run_stop import actor, read_reason, require_stop, run_path, stop_section
 
 pages = Pages()
 pages.router.include_router(file_pages.router)  # the downloads of the files section
@@ -138,6 +140,7 @@ async def run_page(ctx: PageContext) -> dict[str, Any]:
         "run_files": await files_section(ctx.service, run),
         "focus_step": ctx.query_int("step", -1, ge=-1) if ctx.query("step") else None,
         "x": ctx.query_choice("x", ("step", "time")) or "step",
+        "stop": stop_section(ctx.viewer, run),
     }
 
 
@@ -146,7 +149,27 @@ async def run_header(ctx: PageContext) -> dict[str, Any]:
     """What changes while a run runs (state, summary, last contact): refreshed by htmx."""
     run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
     return {"run": run_json(run, ctx.service.public_url),
-            "duration": (run.finished_at or run.last_contact) - run.started_at}
+            "duration": (run.finished_at or run.last_contact) - run.started_at,
+            "stop": stop_section(ctx.viewer, run)}
+
+
+@pages.action("/runs/{project}/{run_id}/stop")
+async def stop_run(ctx: PageContext) -> Response:
+    """The Stop form: ask the run to stop, then back to its page (POST/redirect/GET); a missing or
+    overlong reason shows the page again with the form open and what was wrong."""
+    project, run_id = ctx.params["project"], ctx.params["run_id"]
+    require_stop(ctx.viewer, project)
+    reason, error = read_reason(await ctx.request.form())
+    if error is not None:
+        data = await run_page(ctx)
+        data["stop"].update(form={"reason": reason}, error=error)
+        return render(ctx.request, "run.html", data, ctx.viewer, status_code=422)
+    run = await ctx.service.runs.get_run(project, run_id)  # the copy ingest answers the SDK from, when cached
+    if run is None:
+        raise HTTPException(404, f"unknown run {project}/{run_id}")
+    # A run asked before, or ended meanwhile, is left as it is; its page then says why.
+    await ctx.service.stopper.stop(run, by=f"dashboard ({actor(ctx.viewer)})", reason=reason)
+    return RedirectResponse(run_path(run), status_code=303)
 
 
 @pages.data("/runs/{project}/{run_id}/series.json")

@@ -1,0 +1,1 @@
+"""What happens to a run because of an alert or a person, besides notifications (rule ``actions``)."""
