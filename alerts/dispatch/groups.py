@@ -6,6 +6,14 @@ while it has alerts. Each flush hands the whole group to the notification pipeli
 decides against the notification log whether anything is worth sending (new alerts, resolved alerts,
 or ``repeat_interval`` elapsed). Resolved alerts and ``alert()`` events leave the group once flushed:
 events are delivered once and never repeated.
+
+Every firing is told as firing first: an alert that resolves before a flush of its group included it
+firing (a NaN that clears within one batch, a run that ends in the batch of its first firing) keeps its
+firing entry in the group, with the resolution as its ``follow_up``; the flush tells it firing, and the
+resolution takes its place for the next one, ``group_interval`` later. A flush counts as telling every
+firing alert it held, also one that silences, inhibition or quiet hours kept out of its notifications:
+the resolution then takes its place and, like any, is muted or told at the next flush. The firing alerts
+a restart restores count as told too (the notification log knows whether they were).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ class GroupedAlert:
     this process and has not been in a flush since (the pipeline clears this when it takes the alert
     into one). Alerts restored after a restart are not fresh; a resubmitted alert (same id) inherits it.
     With nothing but fresh alerts, the pipeline's dedup needs no notification-log read."""
+    follow_up: GroupedAlert | None = None
+    """The resolution of this firing alert, which came before a flush of the group told it firing: it
+    takes this entry's place once one has (``Dispatcher._flush_due``). Set, the alert no longer fires."""
 
     @property
     def key(self) -> str:
@@ -52,6 +63,9 @@ class Group:
     alerts: dict[str, GroupedAlert] = field(default_factory=dict)
     next_flush: float = 0.0
     flushed: bool = False
+    told: set[str] = field(default_factory=set)
+    """Ids of the alerts a flush of this group has held firing (or a restart restored): a resolution of
+    one of them replaces its entry; any other alert's resolution waits as its ``follow_up``."""
 
 
 _FRESH_SOURCES = frozenset({AlertSource.RULE, AlertSource.SDK})
@@ -81,7 +95,8 @@ class Dispatcher:
         seen: dict[str, dict[str, str]] = {}
         for group in self.groups.values():
             for entry in group.alerts.values():
-                if entry.alert.status is AlertStatus.FIRING and entry.alert.source is AlertSource.RULE:
+                if (entry.alert.status is AlertStatus.FIRING and entry.alert.source is AlertSource.RULE
+                        and entry.follow_up is None):
                     seen[entry.alert.fingerprint] = entry.alert.labels
         return list(seen.values())
 
@@ -96,7 +111,7 @@ class Dispatcher:
                 entry = GroupedAlert(alert, alert_object(alert, run, self._public_url),
                                      fresh=alert.source in _FRESH_SOURCES)
                 for group in self._place(self.groups, self.router, entry,
-                                         lambda route, _key: (now + route.group_wait, False)):
+                                         lambda route, _key: (now + route.group_wait, False, set())):
                     if group.next_flush <= now:
                         due_now = True
                     else:
@@ -127,40 +142,59 @@ class Dispatcher:
 
     def restore(self, alerts: list[Alert], runs: dict[int, Run]) -> None:
         """After a restart: firing rule alerts rejoin their groups (the notification log keeps them
-        from being sent again before ``repeat_interval``)."""
+        from being sent again before ``repeat_interval``), counted as told: a resolution replaces them."""
         now = self._clock()
         for alert in alerts:
             payload = alert_object(alert, runs.get(alert.run_pk or -1), self._public_url)
-            self._place(self.groups, self.router, GroupedAlert(alert, payload),
-                        lambda route, _key: (now + route.group_interval, True))
+            for group in self._place(self.groups, self.router, GroupedAlert(alert, payload),
+                                     lambda route, _key: (now + route.group_interval, True, set())):
+                group.told.add(alert.id)
 
     @staticmethod
     def _place(groups: dict[str, Group], router: Router, entry: GroupedAlert,
-               timers: Callable[[Route, str], tuple[float, bool]]) -> list[Group]:
+               timers: Callable[[Route, str], tuple[float, bool, set[str]]]) -> list[Group]:
         """Put ``entry`` into the group of every route it matches; a group made for it gets
-        ``timers(route, key)`` as its (next flush, already flushed). Returns the groups."""
+        ``timers(route, key)`` as its (next flush, already flushed, alerts told). Returns the groups."""
         placed = []
         for route in router.routes_for(entry.alert):
             labels = route.group_labels(entry.alert)
             key = group_key(route.id, labels)
             group = groups.get(key)
             if group is None:
-                next_flush, flushed = timers(route, key)
+                next_flush, flushed, told = timers(route, key)
                 group = groups[key] = Group(route=route, key=key, labels=labels, next_flush=next_flush,
-                                            flushed=flushed)
+                                            flushed=flushed, told=told)
             # An alert set apart under its id (below) is updated there.
             slot = entry.alert.id if entry.alert.id in group.alerts else entry.key
             old = group.alerts.get(slot)
-            if old is not None and old.alert.id == entry.alert.id and not old.fresh:
-                entry.fresh = False  # an update of an alert that a flush has already seen
-            elif old is not None and old.alert.id != entry.alert.id:
+            if old is not None and old.alert.id != entry.alert.id:
                 # The series fired again before a flush told of its last alert's state (a batch that caught
                 # up after an outage can hold whole episodes): that alert stays in the group, under its id,
                 # until a flush has told it (a resolved one then leaves).
                 group.alerts[old.alert.id] = old
-            group.alerts[slot] = entry
+                old = None
+            group.alerts[slot] = Dispatcher._update(old, entry, told=entry.alert.id in group.told)
             placed.append(group)
         return placed
+
+    @staticmethod
+    def _update(old: GroupedAlert | None, new: GroupedAlert, *, told: bool) -> GroupedAlert:
+        """The entry of one alert in a group once ``new`` came for it (``old``: its entry there, if any).
+        A resolution is final: a firing state that comes after it (a reroute re-places the entries of
+        several groups, in any order) is not news. Until the group has told the alert firing (``told``),
+        its resolution waits as the firing entry's ``follow_up``."""
+        if old is not None and not old.fresh:
+            new.fresh = False  # an update of an alert that a flush has already seen
+        candidates = (new, new.follow_up) if old is None else (new, new.follow_up, old, old.follow_up)
+        resolution = next((e for e in candidates if e is not None and e.alert.status is AlertStatus.RESOLVED),
+                          None)
+        firing = new if new.alert.status is AlertStatus.FIRING or old is None else old
+        if resolution is None or resolution is firing:
+            return new
+        if told or firing.alert.status is not AlertStatus.FIRING:
+            return resolution
+        firing.follow_up = resolution
+        return firing
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dispatcher")
@@ -184,12 +218,12 @@ class Dispatcher:
             now = self._clock()
             old, self.groups, self.router = self.groups, {}, router
 
-            def timers(route: Route, key: str) -> tuple[float, bool]:
+            def timers(route: Route, key: str) -> tuple[float, bool, set[str]]:
                 kept = old.get(key)
                 if kept is None:
-                    return now + route.group_wait, False
+                    return now + route.group_wait, False, set()
                 wait = route.group_interval if kept.flushed else route.group_wait
-                return min(kept.next_flush, now + wait), kept.flushed
+                return min(kept.next_flush, now + wait), kept.flushed, set(kept.told)
 
             for previous in old.values():
                 for entry in previous.alerts.values():
@@ -217,12 +251,21 @@ class Dispatcher:
         for group in due:
             group.flushed = True
             for key, entry in flushed[group.key].items():
+                if entry.alert.status is AlertStatus.FIRING:
+                    group.told.add(entry.alert.id)
                 done = entry.alert.status is AlertStatus.RESOLVED or entry.alert.source is AlertSource.SDK
                 if done:
                     # Where it is now: set apart under its id if its series fired again meanwhile.
                     for slot in (key, entry.alert.id):
                         if group.alerts.get(slot) is entry:
                             del group.alerts[slot]
+            for slot, entry in list(group.alerts.items()):
+                if entry.follow_up is not None and entry.alert.id in group.told:
+                    # Its firing was in this flush (or in one its resolution came during): the resolution
+                    # is the next flush's news. Not fresh: the notification log knows the alert's id.
+                    entry.follow_up.fresh = False
+                    group.alerts[slot] = entry.follow_up
+            group.told &= {entry.alert.id for entry in group.alerts.values()}
             if group.alerts:
                 group.next_flush = now + group.route.group_interval
             else:

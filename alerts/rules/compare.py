@@ -56,7 +56,8 @@ from alerts.rules.lifecycle import SeriesState
 from alerts.rules.spec import SAME, Compare, RuleSpec
 from alerts.storage.base import Store
 
-__all__ = ["MAX_RUNS", "MAX_STEPS", "MAX_WAITING", "REFRESH", "CompareGroups", "CompareSeries", "Group"]
+__all__ = ["MAX_RUNS", "MAX_STEPS", "MAX_WAITING", "REFRESH", "CompareGroups", "CompareSeries", "Group", "read_group",
+           "threshold"]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class _Curve:
 class Group:
     """The runs compared with each other by one rule on one key: per step, their sorted values there."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, warn: bool = True) -> None:
         self.name = name
+        self.warn = warn
+        """Log a warning when the group is full (off for a copy read for a page, read again on each view)."""
         self.steps: list[int] = []
         """Every step some member logged (at most ``MAX_STEPS``), sorted."""
         self.at: dict[int, array[float]] = {}
@@ -145,7 +148,7 @@ class Group:
         if step in self.at:
             return True
         if len(self.steps) >= MAX_STEPS:
-            if not self._full:
+            if not self._full and self.warn:
                 self._full = True
                 log.warning("compare rule %s: a group reached %d distinct steps; points at further steps are "
                             "neither counted nor judged", self.name, MAX_STEPS)
@@ -247,27 +250,7 @@ class CompareGroups:
         return self.refresh is not None and self._clock() - group.read_at >= self.refresh
 
     async def _read(self, group: Group, spec: RuleSpec, run: Run, key: str) -> None:
-        assert spec.compare is not None
-        to = spec.compare.to
-        listed = await self._store.list_runs(project=run.project if to.project == SAME else None, limit=MAX_LISTED)
-        wanted = to.key_of(run)
-        members = sorted((other for other in listed if to.admits(other) and to.key_of(other) == wanted
-                          and spec.where.matches(other.project, other.id, other.name, other.tags, other.config,
-                                                 other.group, other.job_type)), key=lambda other: other.pk)
-        for other in members:
-            curve = group.curves.get(other.pk)
-            if curve is None and len(group.curves) >= MAX_RUNS:
-                continue
-            if curve is not None and curve.final and other.state.is_terminal:
-                continue
-            after = curve.steps[-1] if curve is not None and curve.steps else -1
-            for step, timestamp, value in await self._store.key_points(other.pk, key, after_step=after,
-                                                                       limit=MAX_STEPS):
-                group.add(other.pk, step, timestamp, value)
-            curve = group.curves.get(other.pk)
-            if curve is not None:
-                curve.final = other.state.is_terminal
-        group.loaded = True
+        await read_group(self._store, group, spec, run, key)
         group.read_at = self._clock()
 
     def judge(self, spec: RuleSpec, run: Run, key: str, state: SeriesState, steps: Sequence[int],
@@ -370,11 +353,46 @@ class CompareGroups:
                 del bindings[binding]
 
 
-def _verdict(compare: Compare, group: Group, member: int | None, step: int, value: float, others: int) -> Verdict:
-    stat = group.statistic(member, step, compare.percentile, compare.mode)
+async def read_group(store: Store, group: Group, spec: RuleSpec, run: Run, key: str) -> None:
+    """``run``'s group of ``spec`` on ``key`` read from the store into ``group``: each member's points after
+    those it holds (a member whose run had ended when it was read is not read again), the first
+    ``MAX_RUNS`` members by run pk. Also what the run page draws the rule's statistic from."""
+    assert spec.compare is not None
+    to = spec.compare.to
+    listed = await store.list_runs(project=run.project if to.project == SAME else None, limit=MAX_LISTED)
+    wanted = to.key_of(run)
+    members = sorted((other for other in listed if to.admits(other) and to.key_of(other) == wanted
+                      and spec.where.matches(other.project, other.id, other.name, other.tags, other.config,
+                                             other.group, other.job_type)), key=lambda other: other.pk)
+    for other in members:
+        curve = group.curves.get(other.pk)
+        if curve is None and len(group.curves) >= MAX_RUNS:
+            continue
+        if curve is not None and curve.final and other.state.is_terminal:
+            continue
+        after = curve.steps[-1] if curve is not None and curve.steps else -1
+        for step, timestamp, value in await store.key_points(other.pk, key, after_step=after, limit=MAX_STEPS):
+            group.add(other.pk, step, timestamp, value)
+        curve = group.curves.get(other.pk)
+        if curve is not None:
+            curve.final = other.state.is_terminal
+    group.loaded = True
+
+
+def threshold(compare: Compare, stat: float) -> float:
+    """The line past which a value fires: the statistic plus (or minus) the margin."""
     relative = compare.relative
     margin = abs(stat) * relative if relative is not None else float(compare.margin)
-    above = (compare.mode == "min") == (compare.direction == "worse")  # fires above the line, else below it
-    threshold = stat + margin if above else stat - margin
-    holds = value > threshold if above else value < threshold
-    return Verdict(holds, not holds, value, threshold, {"stat": stat, "statistic": compare.stat, "runs": others})
+    return stat + margin if _fires_above(compare) else stat - margin
+
+
+def _fires_above(compare: Compare) -> bool:
+    """Whether a value fires above the line (else below it)."""
+    return (compare.mode == "min") == (compare.direction == "worse")
+
+
+def _verdict(compare: Compare, group: Group, member: int | None, step: int, value: float, others: int) -> Verdict:
+    stat = group.statistic(member, step, compare.percentile, compare.mode)
+    line = threshold(compare, stat)
+    holds = value > line if _fires_above(compare) else value < line
+    return Verdict(holds, not holds, value, line, {"stat": stat, "statistic": compare.stat, "runs": others})

@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from alerts.config.settings import AlertsSettings
 from alerts.dispatch.groups import Dispatcher
@@ -26,7 +23,7 @@ from alerts.notify.channels.base import Channel
 from alerts.notify.delivery import Deliverer
 from alerts.notify.nflog import NotificationLog
 from alerts.notify.pipeline import Pipeline
-from alerts.storage import Store, open_store
+from alerts.storage import Store
 
 
 class Recorder(Channel):
@@ -102,14 +99,6 @@ async def build(store: Store, *, concurrency: int = 32, gate: asyncio.Event | No
     await asyncio.sleep(0.05)  # the loop's first turn (marking unrouted rows) is over
     stack.claims.clear()
     return stack
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def make_alert(*, source: AlertSource = AlertSource.RULE, status: AlertStatus = AlertStatus.FIRING,
@@ -263,12 +252,14 @@ async def test_a_series_that_fires_again_before_its_last_alert_was_told_keeps_bo
         second, third = make_alert(alert_id="second"), make_alert(alert_id="third")
         await stack.dispatcher.submit([make_alert(alert_id="first", status=AlertStatus.RESOLVED), second,
                                        make_alert(alert_id="second", status=AlertStatus.RESOLVED), third], None)
-        await wait_until(lambda: len(stack.channel.sent) == 2)
-        told = {(a["id"], a["status"]) for n, _, _ in stack.channel.sent[1:] for a in n.message["alerts"]}
-        assert told == {("first", "resolved"), ("second", "resolved"), ("third", "firing")}
-        await stack.dispatcher.submit([make_alert(alert_id="third", status=AlertStatus.RESOLVED)], None)
+        # The second fired and resolved before any flush told it: told firing first, its resolution next.
         await wait_until(lambda: len(stack.channel.sent) == 3)
-        assert [(a["id"], a["status"]) for a in stack.channel.sent[2][0].message["alerts"]] == [("third", "resolved")]
+        told = [{(a["id"], a["status"]) for a in n.message["alerts"]} for n, _, _ in stack.channel.sent[1:]]
+        assert told == [{("first", "resolved"), ("second", "firing"), ("third", "firing")},
+                        {("second", "resolved"), ("third", "firing")}]
+        await stack.dispatcher.submit([make_alert(alert_id="third", status=AlertStatus.RESOLVED)], None)
+        await wait_until(lambda: len(stack.channel.sent) == 4)
+        assert [(a["id"], a["status"]) for a in stack.channel.sent[3][0].message["alerts"]] == [("third", "resolved")]
         assert stack.dispatcher.groups == {}
     finally:
         await stack.stop()

@@ -107,12 +107,17 @@ def test_threshold_and_not_finite_fire_and_resolve(shared_rules_service: Service
     """, env)
     assert result.returncode == 0, result.stderr
     # The whole loop reaches the service in one batch, so each alert fires and resolves before its group's
-    # first flush: it is notified once, as resolved, with when it started and ended (a blip is never lost).
+    # first flush: it is told firing first, and resolved at the group's next flush, with when it started
+    # and ended (a blip is never lost).
     wait_alerts(shared_receiver, "rules1",
                 lambda a: {x["rule"] for x in a if x["status"] == "resolved"} == {"acc-low", "loss-not-finite"})
     wait_until_all_delivered(service)  # a notification sent before the resolved ones has arrived by now
     found = alerts_of(shared_receiver, "rules1")
-    assert sorted((a["rule"], a["status"]) for a in found) == [("acc-low", "resolved"), ("loss-not-finite", "resolved")]
+    assert [(a["rule"], a["status"]) for a in found if a["rule"] == "acc-low"] == \
+        [("acc-low", "firing"), ("acc-low", "resolved")]
+    assert [(a["rule"], a["status"]) for a in found if a["rule"] == "loss-not-finite"] == \
+        [("loss-not-finite", "firing"), ("loss-not-finite", "resolved")]
+    found = [a for a in found if a["status"] == "resolved"]
     assert sorted((a["rule"], a["status"]) for a in stored_alerts(service, "rules1")) == \
         [("acc-low", "resolved"), ("loss-not-finite", "resolved")]
     acc = next(a for a in found if a["rule"] == "acc-low")

@@ -177,7 +177,7 @@ def test_cli_stop_reaches_a_quiet_run_through_its_heartbeat(service: ServiceProc
     bytecode)."""
     env = sdk_env(service, service.create_key("vision"), tmp_path)
     with Script("""
-        import time, runwatch
+        import sys, time, runwatch
         runwatch.init(id="stop4", settings={"heartbeat_interval": 0.5})
         runwatch.log({"loss": 0.5})
         print("READY", flush=True)
@@ -185,14 +185,16 @@ def test_cli_stop_reaches_a_quiet_run_through_its_heartbeat(service: ServiceProc
             time.sleep(600)
         except KeyboardInterrupt:
             print("INTERRUPTED", flush=True)
+        sys.stdin.readline()  # still running until the test has asked again
         runwatch.finish()
     """, env) as script:
         script.expect("READY")
         done = service.cli("runs", "stop", "vision/stop4", "--reason", "maintenance", "--author", "ops")
         assert done.stdout.strip() == "asked run vision/stop4 to stop", done.stderr
+        script.expect("INTERRUPTED")
         again = service.cli("runs", "stop", "vision/stop4", "--reason", "twice", "--author", "ops")
         assert "already asked to stop by ops (alerts runs stop): maintenance" in again.stdout
-        script.expect("INTERRUPTED")
+        script.send()
         assert script.wait() == 0, script.stderr
     run = _ended(service, "stop4")
     assert run["state"] == "stopped"

@@ -18,15 +18,22 @@ Per channel and group, every notification must:
   resolved) unless ``repeat_interval`` has passed since the last one: no repeat before its time,
   across restarts and reloads too (the log is persisted and keyed by group);
 - list each alert in its latest state (never a state older than one already told): an alert told
-  resolved is never listed again, and an ``alert()`` event is listed once;
+  resolved is never listed again, and an ``alert()`` event is listed once. The one exception is an alert
+  that resolved before its group told it firing: every firing is told as firing first, so it may be
+  listed firing, once per group and channel (a reload may regroup it where that is not known);
 - hold only alerts routed to that group and channel, none muted (silenced or inhibited), resolved
   ones only with ``send_resolved``, and say ``firing`` exactly when one of them fires.
 
 And nothing is lost: once ``max(group_wait, group_interval)`` of its route has passed since an alert
 changed (or was last muted, or was regrouped by a reload, or the service restarted), the flush then
 has told every firing alert on every channel of each of its groups, and every ``alert()`` event and
-resolution (with ``send_resolved``) that nothing muted meanwhile. After the last flush the groups hold
-exactly the firing rule alerts: resolved ones and events left once flushed.
+resolution (with ``send_resolved``) that nothing muted meanwhile; a resolution that came before its
+alert was told firing there (or that a reload regrouped) follows the firing, one ``group_interval``
+later. Every rule alert that fired is told firing on each of its groups' channels within
+``max(group_wait, group_interval)``, resolved by then or not, unless something muted it meanwhile (a
+flush that mutes an alert counts as telling it), a reload regrouped it, or a restart restored it untold
+(restored alerts count as told). After the last flush the groups hold exactly the firing rule alerts:
+resolved ones and events left once flushed.
 
 A restart settles what was waiting in its groups (``Service._start_dispatching``: resolutions and
 ``alert()`` events the outbox shows untold go out); ``tests/dispatch/test_restart.py`` holds that.
@@ -292,6 +299,10 @@ class World:
         self.restarted_at = -math.inf
         self.silences: list[tuple[dict[str, str], float, float]] = []  # matchers, start, end
         self.forgotten: set[tuple[str, Target]] = set()  # changes a restart dropped untold (see ``restart``)
+        self.regrouped: set[str] = set()  # alert ids a reload re-placed
+        self.restored_untold: set[tuple[str, Target]] = set()  # firing alerts a restart restored, not told there
+        self.resolved_untold: set[tuple[str, Target]] = set()  # resolved before they were told firing there
+        self.flushes: list[float] = []  # when the dispatcher flushed what was due
         self.store: Store
         self.stack: Stack
 
@@ -332,6 +343,7 @@ class World:
             self.racing = {alert.id: before.get(alert.id) for alert in alerts}
             self.firing_at_flush = firing_before
             await asyncio.gather(self.stack.dispatcher.flush_due(), self.stack.dispatcher.submit(alerts, None))
+            self.flushes.append(self.now)
             await self.observe()
             self.racing, self.firing_at_flush = {}, None
             return
@@ -352,6 +364,8 @@ class World:
                 return None
             alert = replace(firing, status=AlertStatus.RESOLVED, ends_at=self.now, resolved_reason="condition cleared")
             self.since[alert.id] = self.now
+            self.resolved_untold.update((alert.id, target) for target in self.targets[alert.id]
+                                        if alert.id not in self.told.get((target.channel, target.group), Told()).firing)
             self.spans[change.series][-1][1] = self.now
         else:
             alert = self.new_event(change.run)
@@ -447,6 +461,7 @@ class World:
         await self.stack.dispatcher.reroute(self.router)
         if kept & set(self.stack.dispatcher.groups):
             event("a reload kept a group")
+        self.regrouped |= held
         for alert_id in held:
             self.targets[alert_id] = self.routed(self.latest[alert_id])
             for target in self.targets[alert_id]:
@@ -459,7 +474,10 @@ class World:
         waiting in a group is no longer expected; ``tests/dispatch/test_restart.py`` holds the settling."""
         for alert_id, alert in self.latest.items():
             if alert.status is AlertStatus.FIRING and alert.source is AlertSource.RULE:
-                continue  # restored
+                self.restored_untold.update(  # restored as told: its resolution will not wait for a firing notice
+                    (alert_id, target) for target in self.targets[alert_id]
+                    if alert_id not in self.told.get((target.channel, target.group), Told()).firing)
+                continue
             for target in self.targets[alert_id]:
                 told = self.told.get((target.channel, target.group), Told())
                 if alert_id not in (told.firing if alert.status is AlertStatus.FIRING else told.resolved):
@@ -474,6 +492,7 @@ class World:
 
     async def flush(self) -> None:
         await self.stack.dispatcher.flush_due()
+        self.flushes.append(self.now)
         await self.observe()
 
     async def observe(self) -> None:
@@ -502,16 +521,18 @@ class World:
         assert len(firing) + len(resolved) == len(listed), where
         assert message["status"] == ("firing" if firing else "resolved"), where
         assert route.send_resolved or not resolved, f"resolved listed without send_resolved: {where}"
+        told = self.told.setdefault((notification.channel, notification.group_key), Told())
         for alert_id, status in listed:
             assert alert_id in self.latest, f"an alert never submitted: {where}"
             assert not self.muted_now(self.latest[alert_id]), f"{alert_id} is muted: {where}"
             routed = {(target.group, target.channel) for target in self.targets[alert_id]}
             assert (notification.group_key, notification.channel) in routed, f"{alert_id} is not routed there: {where}"
             latest, racing = self.latest[alert_id].status, self.racing.get(alert_id)
-            assert status == latest.value or (racing is not None and status == racing.value), \
+            # Resolved before this group and channel were told it firing: told firing first, once.
+            firing_first = status == "firing" and (alert_id not in told.firing or alert_id in self.regrouped)
+            assert status == latest.value or (racing is not None and status == racing.value) or firing_first, \
                 f"{alert_id} listed {status}, but it is {latest.value}: {where}"
 
-        told = self.told.setdefault((notification.channel, notification.group_key), Told())
         again = (firing | resolved) & told.resolved
         assert not again, f"{sorted(again)} listed again after being told resolved: {where}"
         events = {alert_id for alert_id in firing if self.latest[alert_id].source is AlertSource.SDK}
@@ -530,8 +551,11 @@ class World:
     def check_nothing_overdue(self) -> None:
         """Every alert has been told where it should, once its group's timers had it flushed: a firing rule
         alert that no silence mutes, and a resolution or an event that none muted since it came (they
-        leave the group at its first flush, told or not)."""
+        leave the group at its first flush, told or not; a resolution that waited for its alert to be told
+        firing, one ``group_interval`` after that); and a rule alert that resolved was told firing first."""
         for alert_id, alert in self.latest.items():
+            if alert.status is AlertStatus.RESOLVED:
+                self.check_told_firing(alert)
             stays = alert.status is AlertStatus.FIRING and alert.source is AlertSource.RULE
             if stays:
                 since = max(self.since[alert_id], self.restarted_at, self.unmuted_since(alert))
@@ -543,7 +567,15 @@ class World:
                 if (alert_id, target) in self.forgotten:
                     continue
                 joined = self.joined.get((alert_id, target.group), -math.inf)
-                if self.now < max(since, joined) + max(target.route.group_wait, target.route.group_interval):
+                timers = max(target.route.group_wait, target.route.group_interval)
+                due = max(since, joined) + timers
+                if alert.status is AlertStatus.RESOLVED and ((alert_id, target) in self.resolved_untold
+                                                             or joined > -math.inf):
+                    # It may have waited for its firing to be told first: one group_interval after the flush
+                    # that held it firing (the first once its group's timers ran, however late it came).
+                    held = next((at for at in self.flushes if at >= max(alert.starts_at, joined) + timers), math.inf)
+                    due = max(due, held + target.route.group_interval)
+                if self.now < due:
                     continue
                 told = self.told.get((target.channel, target.group), Told())
                 what = f"{alert_id} ({alert.status.value} since +{self.since[alert_id] - T0:g}s) on " \
@@ -552,6 +584,23 @@ class World:
                     assert alert_id in told.firing, f"never told firing: {what}"
                 elif target.route.send_resolved:
                     assert alert_id in told.resolved, f"never told resolved: {what}"
+
+    def check_told_firing(self, alert: Alert) -> None:
+        """A resolved rule alert was told firing on every channel of its groups, once its groups' timers
+        had its firing flushed, unless something muted it meanwhile (a muted flush counts as telling
+        it), a reload regrouped it, or a restart restored it untold (restored alerts count as told)."""
+        if alert.source is not AlertSource.RULE or alert.id in self.regrouped:
+            return
+        if self.muted(alert, alert.starts_at, self.now):
+            return
+        for target in self.targets[alert.id]:
+            if (alert.id, target) in self.forgotten or (alert.id, target) in self.restored_untold:
+                continue
+            if self.now < alert.starts_at + max(target.route.group_wait, target.route.group_interval):
+                continue
+            told = self.told.get((target.channel, target.group), Told())
+            assert alert.id in told.firing, f"never told firing: {alert.id} (fired +{alert.starts_at - T0:g}s, " \
+                f"resolved +{self.since[alert.id] - T0:g}s) on {target.channel} {target.group} at +{self.now - T0:g}s"
 
     async def settle(self) -> None:
         """Let every timer run; then the groups hold exactly the firing rule alerts."""
@@ -596,6 +645,7 @@ async def play(template: Path, configs: tuple[Config, Config], history: list[Op]
 
 _QUICK = Timers(group_wait=0.0, group_interval=1.0, repeat_interval=1.0, send_resolved=False)
 _RULE0_SLOW = Config(_QUICK, ("rule",), replace(_QUICK, group_interval=5.0), rule0_continues=False, inhibit=False)
+_RESOLVED = Config(replace(_QUICK, send_resolved=True), ("rule",), None, rule0_continues=False, inhibit=False)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -603,6 +653,9 @@ _RULE0_SLOW = Config(_QUICK, ("rule",), replace(_QUICK, group_interval=5.0), rul
 # Found in longer runs (Dispatcher.reroute kept a group's old, longer timer); pinned, it is tried every time.
 @example(configs=(_RULE0_SLOW, replace(_RULE0_SLOW, rule0_route=_QUICK)),
          history=[Submit((Fire(0),), "then flush"), Submit((Resolve(0), Fire(0)), "alone"), Reload(), Tick(1.0, True)])
+# Fired and resolved before a flush, which then comes late: told firing then, resolved group_interval later.
+@example(configs=(_RESOLVED, _RESOLVED),
+         history=[Submit((Fire(0),), "alone"), Submit((Resolve(0),), "alone"), Tick(2.0, False), Tick(1.0, True)])
 def test_grouping_and_dedup_invariants(template: Path, configs: tuple[Config, Config], history: list[Op]) -> None:
     # Printed with a failure even where a plugin silences Hypothesis' own printer (schemathesis' does).
     note(f"configs = {configs!r}\nhistory = {history!r}")

@@ -18,7 +18,7 @@ from tests.e2e.sdk_process import Script, sdk_env
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess, running_service
 from tests.support.waiting import eventually
-from tests.web.browser import chromium, drawn_fraction, new_page, screenshot, wait_charts_drawn
+from tests.web.browser import drawn_fraction, new_page, screenshot, wait_charts_drawn
 
 RULES = """
 rules:
@@ -66,12 +66,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver)
               "defaults": {"channels": ["hook"], "group_interval": "500ms"}}
     with running_service(workdir, config) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as found:
-        yield found
 
 
 def delivered(receiver: WebhookReceiver, *, rule: str | None = None, title: str | None = None,

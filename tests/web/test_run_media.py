@@ -20,8 +20,7 @@ from runwatch.values import normalize
 
 from alerts.web.views.run_media import MAX_HISTOGRAM_STEPS, bin_values, media_sections
 from tests.support.service import ServiceProcess, running_service
-from tests.web.browser import DEADLINE_MS, chromium, new_page, screenshot, wait_charts_drawn
-from tests.web.session import logged_in
+from tests.web.browser import DEADLINE_MS, new_page, screenshot, wait_charts_drawn
 
 PROJECT = "media"
 
@@ -35,19 +34,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
 @pytest.fixture(scope="module")
 def key(service: ServiceProcess) -> str:
     return service.create_key(PROJECT)
-
-
-@pytest.fixture(scope="module")
-def client(service: ServiceProcess, key: str) -> Iterator[httpx.Client]:
-    found = logged_in(service, key)
-    yield found
-    found.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as found:
-        yield found
 
 
 def new_run(service: ServiceProcess, key: str, steps: list[dict[str, Any]]) -> str:

@@ -12,7 +12,6 @@ import pytest
 
 from tests.support.service import ServiceProcess, running_service
 from tests.support.waiting import eventually
-from tests.web.session import logged_in
 
 RULES = """
 rules:
@@ -39,13 +38,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
 @pytest.fixture(scope="module")
 def key(service: ServiceProcess) -> str:
     return service.create_key("pages")
-
-
-@pytest.fixture(scope="module")
-def client(service: ServiceProcess, key: str) -> Iterator[httpx.Client]:
-    found = logged_in(service, key)
-    yield found
-    found.close()
 
 
 def new_run(service: ServiceProcess, key: str, **init: Any) -> str:

@@ -4,8 +4,11 @@
  * its series downsampled to the plot's width (`series.json?key=&x=&width=`; min/max per pixel column,
  * so a one-step spike or NaN is never averaged away) and again, for the visible window only, after a
  * zoom. Rule thresholds are drawn as horizontal lines, alerts as vertical markers where they fired and
- * resolved, non-finite points as red ticks along the top. While the run is running, series refresh
- * every 5 s (unless zoomed).
+ * resolved, non-finite points as red ticks along the top. On the run page's step axis, a chart whose key a
+ * `compare` rule judges also draws the rule's statistic of the other runs (`comparison.json`, same width
+ * and window): a line, their 25th..75th percentile as a band behind the curves, the threshold dashed; a
+ * failure there leaves the run's own curve drawn. While the run is running, series refresh every 5 s
+ * (unless zoomed).
  */
 (function () {
   "use strict";
@@ -100,38 +103,111 @@
     };
   }
 
+  /* The compare rules' bands (25th..75th percentile of the other runs), behind the series; null: a gap. */
+  function bands(state) {
+    return function (u) {
+      if (!state.bands.length) return;
+      var ctx = u.ctx, box = u.bbox;
+      ctx.save();
+      ctx.beginPath(); ctx.rect(box.left, box.top, box.width, box.height); ctx.clip();
+      ctx.fillStyle = css("--compare"); ctx.globalAlpha = 0.15;
+      state.bands.forEach(function (b) {
+        var part = [];
+        for (var i = 0; i <= b.xs.length; i++) {
+          if (i < b.xs.length && b.low[i] !== null && b.high[i] !== null) { part.push(i); continue; }
+          if (part.length > 1) {
+            ctx.beginPath();
+            part.forEach(function (j, n) {
+              var x = u.valToPos(b.xs[j], "x", true), y = u.valToPos(b.high[j], "y", true);
+              if (n) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+            });
+            part.reverse().forEach(function (j) { ctx.lineTo(u.valToPos(b.xs[j], "x", true), u.valToPos(b.low[j], "y", true)); });
+            ctx.closePath(); ctx.fill();
+          }
+          part = [];
+        }
+      });
+      ctx.restore();
+    };
+  }
+
+  /* The compare rules of a chart as extra uPlot columns and series: per rule its statistic and, with a
+   * margin, its threshold. `found` is comparison.json (null when it failed: the columns stay, empty). */
+  function comparisonColumns(declared, found, x) {
+    var made = {tables: [], series: [], bands: []};
+    if (x !== "step") return made;
+    declared.forEach(function (d) {
+      var c = ((found && found.comparisons) || []).filter(function (f) { return f.rule === d.rule; })[0] ||
+              {steps: [], stat: [], threshold: [], low: [], high: [], label: d.rule + ": " + d.statistic};
+      made.tables.push(d.has_margin ? [c.steps, c.stat, c.threshold] : [c.steps, c.stat]);
+      made.series.push({label: c.label, stroke: css("--compare"), width: 2, points: {show: false}});
+      if (d.has_margin) {
+        made.series.push({label: d.rule + ": threshold", stroke: css("--threshold"), width: 1.5,
+                          dash: [8 * devicePixelRatio, 5 * devicePixelRatio], points: {show: false}});
+      }
+      made.bands.push({xs: c.steps, low: c.low, high: c.high});
+    });
+    return made;
+  }
+
   function yRange(state) {
     return function (u, lo, hi) {
       (state.thresholds || []).forEach(function (t) { lo = Math.min(lo, t.value); hi = Math.max(hi, t.value); });
+      var xmin = u.scales.x.min, xmax = u.scales.x.max;
+      state.bands.forEach(function (b) {
+        for (var i = 0; i < b.xs.length; i++) {
+          if (b.low[i] === null || (xmin !== null && b.xs[i] < xmin) || (xmax !== null && b.xs[i] > xmax)) continue;
+          lo = lo === null ? b.low[i] : Math.min(lo, b.low[i]); hi = hi === null ? b.high[i] : Math.max(hi, b.high[i]);
+        }
+      });
       if (lo === null || hi === null || !isFinite(lo) || !isFinite(hi)) return [0, 1];
       var pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
       return [lo - pad, hi + pad];
     };
   }
 
-  /* One chart: `sources` are [{label, url}] (one per run on the compare page). */
+  /* One chart: `sources` are [{label, url}] (one per run on the compare page); `comparisons` the compare
+   * rules that judge its key in this run, drawn from `comparisonUrl` (run page). */
   function Chart(el, sources, opts) {
     var self = this;
     this.el = el; this.sources = sources; this.x = opts.x; this.zoomed = null; this.plot = null;
-    this.state = {thresholds: opts.thresholds, markers: opts.markers, focus: opts.focus, x: opts.x, nonfinite: []};
+    this.comparisons = opts.comparisons || []; this.comparisonUrl = opts.comparisonUrl;
+    this.state = {thresholds: opts.thresholds, markers: opts.markers, focus: opts.focus, x: opts.x, nonfinite: [],
+                  bands: []};
     this.width = Math.max(240, el.querySelector(".plot").clientWidth || el.clientWidth - 16);
     this.load = function (range) {
       pending++;
       var requests = self.sources.map(function (s) {
         return fetchJson(seriesUrl(s.url, el.dataset.key, self.x, self.width, range));
       });
-      return Promise.all(requests).then(function (results) {
+      var comparing = Promise.resolve(null);
+      if (self.comparisons.length && self.comparisonUrl && self.x === "step") {
+        comparing = fetchJson(seriesUrl(self.comparisonUrl, el.dataset.key, "step", self.width, range)).then(function (found) {
+          delete el.dataset.comparisonError;
+          return found;
+        }, function (err) {  // the run's own curve is drawn all the same
+          el.dataset.comparisonError = String(err);
+          console.warn(err);
+          return null;
+        });
+      }
+      return Promise.all([Promise.all(requests), comparing]).then(function (both) {
         self.state.nonfinite = [];
-        var tables = results.map(function (r) { self.state.nonfinite = self.state.nonfinite.concat(nonFinite(r)); return toColumns(r); });
+        var tables = both[0].map(function (r) { self.state.nonfinite = self.state.nonfinite.concat(nonFinite(r)); return toColumns(r); });
+        var extra = comparisonColumns(self.comparisons, both[1], self.x);
+        self.state.bands = extra.bands;
+        tables = tables.concat(extra.tables);
         var data = tables.length === 1 ? tables[0] : uPlot.join(tables);
-        self.draw(data, range);
+        self.draw(data, range, extra.series);
       }).catch(function (err) {
         el.dataset.error = String(err);
         console.error(err);
       }).finally(function () { pending--; markDone(); });
     };
-    this.draw = function (data, range) {
-      if (self.plot && self.plot.__x === self.x) {
+    this.draw = function (data, range, extraSeries) {
+      // The same axis and series (labels carry the run counts of compare rules): new data; else a new plot.
+      var shape = [self.x].concat(extraSeries.map(function (s) { return s.label; })).join("\n");
+      if (self.plot && self.plot.__shape === shape) {
         self.plot.setData(data, !range);
         if (range) self.plot.setScale("x", {min: range[0], max: range[1]});
       } else {
@@ -139,7 +215,7 @@
         var series = [{label: self.x === "time" ? "time" : "step"}].concat(self.sources.map(function (s, i) {
           return {label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: self.sources.length > 1,
                   points: {show: false}};
-        }));
+        }), extraSeries);
         self.plot = new uPlot({
           width: self.width, height: 220, series: series,
           scales: {x: {time: self.x === "time"}, y: {range: yRange(self.state)}},
@@ -148,6 +224,7 @@
           cursor: {drag: {x: true, y: false, setScale: true}},
           legend: {live: true},
           hooks: {
+            drawAxes: [bands(self.state)],
             draw: [overlay(self.state), function () { el.dataset.drawn = String(Number(el.dataset.drawn || 0) + 1); }],
             setSelect: [function (u) {
               if (u.select.width < 3) return;
@@ -157,7 +234,7 @@
             }],
           },
         }, data, el.querySelector(".plot"));
-        self.plot.__x = self.x;
+        self.plot.__shape = shape;
         self.plot.over.addEventListener("dblclick", function () { self.zoomed = null; self.load(null); });
       }
     };
@@ -175,6 +252,8 @@
         x: x, focus: focus,
         thresholds: JSON.parse(el.dataset.thresholds || "[]"),
         markers: JSON.parse(el.dataset.markers || "[]"),
+        comparisons: JSON.parse(el.dataset.comparisons || "[]"),
+        comparisonUrl: container.dataset.comparisonUrl,
       });
       charts[el.dataset.key] = chart;
       chart.load(null);

@@ -1,5 +1,6 @@
-"""The run page: charts per metric with rule thresholds and alert markers, and everything else stored
-about the run (config, summary, system info, events, media, failure). Also its series endpoint."""
+"""The run page: charts per metric with rule thresholds, compare rules' statistics and alert markers, and
+everything else stored about the run (config, summary, system info, events, media, failure). Also its series
+and comparison endpoints."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from alerts.presentation import alert_object, iso, run_json
 from alerts.rules.loader import Rule
 from alerts.rules.spec import Comparison
 from alerts.web.views.base import PageContext, Pages, render
+from alerts.web.views.run_comparison import comparison_json, comparisons_for
 from alerts.web.views.run_files import files_section
 from alerts.web.views.run_files import pages as file_pages
 from alerts.web.views.run_media import media_sections
@@ -132,6 +134,7 @@ async def run_page(ctx: PageContext) -> dict[str, Any]:
         "duration": (run.finished_at or run.last_contact) - run.started_at,
         "groups": group_keys(keys),
         "thresholds": thresholds_for(ctx.service.rules.rules, run, keys),
+        "comparisons": comparisons_for(ctx.service.rules.rules, run, keys),
         "markers": await markers_for(ctx, run, alerts),
         "alerts": [alert_object(a, run, public_url) for a in alerts],
         "system": system_rows(run),
@@ -186,3 +189,19 @@ async def run_series(ctx: PageContext) -> dict[str, Any]:
         return await series_json(ctx.service, run, key, "time" if x == "time" else "step", width, *bounds)
     except RequestValidationError as exc:
         raise HTTPException(422, list(exc.errors())) from None
+
+
+@pages.data("/runs/{project}/{run_id}/comparison.json")
+async def run_comparison(ctx: PageContext) -> dict[str, Any]:
+    """What the run's chart of ``key`` draws of the compare rules that judge it (step axis only; the
+    ``width``, ``start`` and ``end`` of series.json): see ``run_comparison.py``."""
+    run = await find_run(ctx, ctx.params["project"], ctx.params["run_id"])
+    key = ctx.query("key")
+    if key is None:
+        raise HTTPException(422, [{"loc": ["query", "key"], "msg": "required", "type": "missing"}])
+    width = ctx.query_int("width", WIDTH_DEFAULT, ge=WIDTH_MIN, le=WIDTH_MAX)
+    start, end = ctx.query_float("start"), ctx.query_float("end")
+    if start is not None and end is not None and start > end:
+        raise HTTPException(422, [{"loc": ["query", "end"], "msg": f"must not be less than start ({start})",
+                                   "type": "value_error"}])
+    return await comparison_json(ctx.service, run, key, width, start, end)
