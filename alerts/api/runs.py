@@ -56,7 +56,7 @@ _RUN_ROUTES = [("GetRun", "get", ""), ("AddRecords", "post", "/records"), ("AddA
                ("Heartbeat", "post", "/heartbeat"), ("History", "get", "/history"), ("Media", "get", "/media"),
                ("Series", "get", "/series"), ("Files", "get", "/files"), ("PutFile", "put", "/files/{path}"),
                ("GetFile", "get", "/files/{path}"), ("Artifacts", "get", "/artifacts"),
-               ("UseArtifact", "post", "/artifacts/used")]
+               ("UseArtifact", "post", "/artifacts/used"), ("StopRun", "post", "/stop")]
 _RUN_PATH = "/api/v1/runs/{project}/{run_id}"
 _RUN_LINKS = {name: {"operationRef": f"#/paths/{(_RUN_PATH + tail).replace('/', '~1')}/{method}",
                      "parameters": {"project": "$response.body#/project", "run_id": "$response.body#/id"}}
