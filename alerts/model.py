@@ -35,6 +35,8 @@ class Severity(StrEnum):
 class AlertSource(StrEnum):
     SDK = "sdk"
     RULE = "rule"
+    PROMETHEUS = "prometheus"
+    """Posted to ``/api/v2/alerts`` (Prometheus' notifier, or any Alertmanager client)."""
 
 
 class AlertStatus(StrEnum):
@@ -118,7 +120,7 @@ class RunEvent:
 
 @dataclass
 class Alert:
-    """One alert, from a rule or from an explicit ``alert()`` call (``source``)."""
+    """One alert, from a rule, an explicit ``alert()`` call or Prometheus (``source``)."""
 
     id: str
     fingerprint: str
@@ -142,6 +144,13 @@ class Alert:
     delayed: bool = False
     created_at: float = 0.0
     resolved_reason: str | None = None
+    annotations: dict[str, str] | None = None
+    """Prometheus alerts: the annotations as posted (``summary`` and ``description`` are the title and text)."""
+    generator_url: str | None = None
+    """Prometheus alerts: the link back to the expression that fired (Prometheus' graph page)."""
+    expires_at: float | None = None
+    """Prometheus alerts: the ``endsAt`` of the last post. A firing alert not posted again by then resolves
+    (Alertmanager's rule: Prometheus sends ``endsAt`` a few evaluation intervals ahead at every resend)."""
     notify: tuple[str, ...] = ()
     """Channels named by the rule's ``notify`` shortcut (not stored: routing happens when it fires)."""
     actions: tuple[str, ...] = ()

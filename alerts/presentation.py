@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from alerts.model import Alert, Notification, Run
+from alerts.model import Alert, AlertSource, Notification, Run
 
 
 def json_bytes(value: Any, *, indent: bool = False) -> bytes:
@@ -59,8 +59,13 @@ def run_url(public_url: str, project: str, run_id: str) -> str:
 
 
 def alert_object(alert: Alert, run: Run | None, public_url: str) -> dict[str, Any]:
-    url = run_url(public_url, alert.project, run.id) if run else public_url
-    return {
+    if run is not None:
+        url = run_url(public_url, alert.project, run.id)
+    elif alert.source is AlertSource.PROMETHEUS:  # no run: the alert's own page
+        url = f"{public_url.rstrip('/')}/alerts/{alert.id}"
+    else:
+        url = public_url
+    shown: dict[str, Any] = {
         "id": alert.id,
         "fingerprint": alert.fingerprint,
         "status": alert.status.value,
@@ -83,7 +88,10 @@ def alert_object(alert: Alert, run: Run | None, public_url: str) -> dict[str, An
         "delayed": alert.delayed,
         "resolved_reason": alert.resolved_reason,
     }
-
+    if alert.source is AlertSource.PROMETHEUS:
+        shown["annotations"] = dict(alert.annotations or {})
+        shown["generator_url"] = alert.generator_url
+    return shown
 
 
 def run_json(run: Run, public_url: str) -> dict[str, Any]:

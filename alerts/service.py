@@ -23,8 +23,9 @@ from alerts.dispatch.groups import Dispatcher
 from alerts.dispatch.router import Router
 from alerts.errors import ConfigError
 from alerts.ingest.explicit_alerts import ExplicitAlerts
+from alerts.ingest.prometheus import PrometheusAlerts
 from alerts.ingest.runs import RunIngest
-from alerts.model import Alert, AlertStatus, Run
+from alerts.model import Alert, AlertSource, AlertStatus, Run
 from alerts.notify.channels import Channel, ChannelContext, build_channels
 from alerts.notify.channels.base import RateLimit
 from alerts.notify.delivery import Deliverer
@@ -91,6 +92,10 @@ class Service:
         # Replicas: a saved alert reaches the dispatch leader through the database (NOTIFY on commit).
         sink = _announced if cluster.enabled else self.dispatcher.submit
         self.explicit_alerts = ExplicitAlerts(self.store, sink)
+        # One process holds the firing Prometheus alerts in memory; replicas read them at every post.
+        self.prometheus = PrometheusAlerts(self.store, sink, settings.prometheus, cache=not cluster.enabled)
+        self.started_at = time.time()
+        """When this process started (Alertmanager's ``uptime`` in ``/api/v2/status``)."""
         self.stopper = RunStopper(self.store, self.runs)
 
         async def act_then_dispatch(alerts: list[Alert], run: Run | None) -> None:
@@ -117,6 +122,7 @@ class Service:
             self.leader = DispatchLeader(settings.storage.url, interval=cluster.leader_check_interval,
                                          elected=self._lead, deposed=self._follow, alerts=self._dispatch_alerts)
             leader = self.leader
+            self.prometheus.may_expire = lambda: leader.is_leader
             self.metrics.cluster_state = lambda: (leader.is_leader, ownership.held, ownership.takeovers,
                                                   ownership.forwarded)
         else:
@@ -132,6 +138,7 @@ class Service:
         """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
         await self.store.open()
         await self.silences.refresh()
+        await self.prometheus.start()
         await self.rules.start(self.ruleset, restore_runs=self.ownership is None)
         self.deliverer.start()
         if self.leader is None:
@@ -144,6 +151,7 @@ class Service:
              self.settings.runs.crash_check_interval or min(5.0, timeout / 4), "the heartbeat check"),
             ("absent", self.rules.check_absent, 1.0, "the absence check"),
             ("silences", self.silences.refresh, 1.0, "refreshing silences"),
+            ("prometheus-expiry", self.prometheus.expire, 1.0, "resolving expired Prometheus alerts"),
             ("retention", self.enforce_retention, self.settings.retention.interval, "retention"),
         ]
         if self.runs.caches_runs:
@@ -215,6 +223,7 @@ class Service:
             self.channels = channels
             rule_changes = await self.rules.reload(ruleset)
             self.inhibitor.replace(settings.inhibit)
+            self.prometheus.settings = settings.prometheus
             self._intervals = intervals
             await self.dispatcher.reroute(router)
             self.settings, self.ruleset = settings, ruleset
@@ -245,7 +254,9 @@ class Service:
                           "removed": sorted(set(before) - set(channels))}
 
     async def _restore_groups(self) -> None:
-        firing = await self.store.list_alerts(project=None, status="firing", source="rule", limit=10**9)
+        firing = [alert for source in (AlertSource.RULE, AlertSource.PROMETHEUS)
+                  for alert in await self.store.list_alerts(project=None, status="firing", source=source.value,
+                                                            limit=10**9)]
         runs = await self.store.get_runs_by_pk([a.run_pk for a in firing if a.run_pk is not None])
         self.dispatcher.restore(firing, runs)
 

@@ -235,6 +235,8 @@ class AlertAnswer(BaseModel):
     delayed: bool
     resolved_reason: str | None
     silenced_by: list[str] = Field(description="The silences that mute it now")
+    annotations: dict[str, str] | None = Field(None, description="Prometheus alerts: the annotations posted")
+    generator_url: str | None = Field(None, description="Prometheus alerts: the link to the expression that fired")
 
 
 class AlertList(BaseModel):

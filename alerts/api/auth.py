@@ -1,12 +1,17 @@
-"""Bearer-key authentication: project keys reach their own project, admin keys everything."""
+"""Bearer-key authentication: project keys reach their own project, admin keys everything.
+
+The Alertmanager API v2 (``/api/v2``) also takes the key as the password of HTTP basic auth, which
+Prometheus' ``alertmanagers`` config and amtool's ``--http.config.file`` can send."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from alerts.keys import hash_key
 from alerts.model import ApiKey
@@ -21,12 +26,18 @@ async def get_service(request: Request) -> Service:
     return service
 
 
-async def current_key(request: Request, service: Annotated[Service, Depends(get_service)]) -> ApiKey:
+async def current_key(request: Request, service: Annotated[Service, Depends(get_service)], *,
+                      basic: bool = False) -> ApiKey:
+    """The key of the request's ``Authorization: Bearer <key>`` (with ``basic``, also of HTTP basic auth
+    whose password is the key; the user name is not looked at)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+    if basic and scheme.lower() == "basic":
+        token = _basic_password(token)
+    elif scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <key>'"
+                                 + (" or HTTP basic auth with the key as the password" if basic else ""),
+                            headers={"WWW-Authenticate": "Basic" if basic else "Bearer"})
     digest = hash_key(token.strip())
     cache: dict[str, tuple[ApiKey | None, float]] = request.app.state.key_cache
     cached = cache.get(digest)
@@ -54,6 +65,28 @@ async def bearer_key(request: Request, service: Annotated[Service, Depends(get_s
     return await current_key(request, service)
 
 
+_BASIC = HTTPBasic(auto_error=False, scheme_name="KeyAsPassword",
+                   description="HTTP basic auth with a Runwatch API key as the password (any user name)")
+
+
+def _basic_password(credentials: str) -> str:
+    try:
+        _user, colon, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        colon, password = "", ""
+    if not colon or not password.strip():
+        raise HTTPException(401, "HTTP basic auth: expected base64 of 'user:<API key>'",
+                            headers={"WWW-Authenticate": "Basic"})
+    return password
+
+
+async def bearer_or_basic_key(request: Request, service: Annotated[Service, Depends(get_service)],
+                              _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+                              _basic: Annotated[HTTPBasicCredentials | None, Depends(_BASIC)]) -> ApiKey:
+    """The Alertmanager API's key: a bearer key, or HTTP basic auth with the key as the password."""
+    return await current_key(request, service, basic=True)
+
+
 def require_project(key: ApiKey, project: str) -> None:
     if not key.may_access(project):
         raise HTTPException(403, f"this API key is not allowed to access project {project!r}")
@@ -65,4 +98,5 @@ def require_admin(key: ApiKey) -> None:
 
 
 CurrentKey = Annotated[ApiKey, Depends(bearer_key)]
+AlertmanagerKey = Annotated[ApiKey, Depends(bearer_or_basic_key)]
 CurrentService = Annotated[Service, Depends(get_service)]

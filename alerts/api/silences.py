@@ -41,7 +41,7 @@ def parse_matcher_texts(texts: list[str]) -> list[Matcher]:
     return matchers
 
 
-def _check_scope(key: ApiKey, matchers: list[Matcher]) -> None:
+def check_scope(key: ApiKey, matchers: list[Matcher]) -> None:
     """Project keys may only silence their own project's alerts (an equality matcher on it)."""
     if key.admin:
         return
@@ -80,7 +80,7 @@ def silence_json(silence: Silence, now: float) -> dict[str, Any]:
 @router.post("/silences", response_model=SilenceAnswer, responses=answers(401, 403, 413, 422))
 async def add_silence(body: SilenceBody, key: CurrentKey, service: CurrentService) -> dict[str, Any]:
     matchers = parse_matcher_texts(body.matchers)
-    _check_scope(key, matchers)
+    check_scope(key, matchers)
     now = time.time()
     silence = create_silence(body, matchers, now)
     await service.store.save_silence(silence.to_json())
@@ -104,7 +104,7 @@ async def expire_silence(silence_id: str, key: CurrentKey, service: CurrentServi
     found = [Silence.from_json(row) for row in await service.store.list_silences() if row["id"] == silence_id]
     if not found:
         raise HTTPException(404, f"unknown silence {silence_id}")
-    _check_scope(key, found[0].matchers)
+    check_scope(key, found[0].matchers)
     silence = found[0]
     silence.ends_at = min(silence.ends_at, now)
     silence.starts_at = min(silence.starts_at, silence.ends_at)

@@ -90,6 +90,21 @@ class ClusterSettings(_Strict):
     """How often a replica that is not the dispatch leader tries to become it."""
 
 
+class PrometheusSettings(_Strict):
+    """Alerts posted to ``/api/v2/alerts`` by Prometheus (or any Alertmanager client): which project they
+    belong to, and when one that is not posted again resolves."""
+
+    project_label: str = Field(default="project", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    """The label whose value names an alert's project."""
+    default_project: str = Field(default="infra", min_length=1, max_length=200,
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    """The project of an alert without that label, posted with an admin key (a project key's alerts are its
+    own project's)."""
+    resolve_timeout: Duration = Field(default=300.0, gt=0)
+    """An alert posted without ``endsAt`` resolves this long after its last post (Alertmanager's
+    ``resolve_timeout``); in the v2 API an ``alert()`` call shows as firing this long."""
+
+
 class LoggingSettings(_Strict):
     format: Literal["text", "json"] = "text"
     """``json``: one JSON object per line (time, level, logger, message, exception) for log shippers."""
@@ -183,6 +198,8 @@ class AlertsSettings(BaseSettings):
     """How long finished things are kept (`alerts/storage/retention.py`)."""
     cluster: ClusterSettings = Field(default_factory=lambda: ClusterSettings())
     """Several replicas on one PostgreSQL database."""
+    prometheus: PrometheusSettings = Field(default_factory=lambda: PrometheusSettings())
+    """Alerts from Prometheus (the Alertmanager API v2 under `/api/v2`)."""
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)

@@ -68,9 +68,12 @@ class Group:
     one of them replaces its entry; any other alert's resolution waits as its ``follow_up``."""
 
 
-_FRESH_SOURCES = frozenset({AlertSource.RULE, AlertSource.SDK})
+_FRESH_SOURCES = frozenset({AlertSource.RULE, AlertSource.SDK, AlertSource.PROMETHEUS})
 """Sources whose alert ids are new for every firing episode or call: a rule alert's id is made when
-it fires, an ``alert()`` call's once (its client id deduplicates retries)."""
+it fires, a Prometheus alert's when its fingerprint starts firing, an ``alert()`` call's once (its
+client id deduplicates retries)."""
+_SERIES_SOURCES = frozenset({AlertSource.RULE, AlertSource.PROMETHEUS})
+"""Sources whose alerts fire until they resolve (an ``alert()`` call is an event): what inhibits."""
 
 FlushGroups = Callable[[list[Group], float], Awaitable[None]]
 """The notification pipeline: gets every group due at one moment, in one call."""
@@ -91,13 +94,17 @@ class Dispatcher:
         self._kicks: set[asyncio.Task[None]] = set()
 
     def firing_labels(self) -> list[dict[str, str]]:
-        """Labels of every firing rule alert in any group (what inhibition rules look at)."""
-        seen: dict[str, dict[str, str]] = {}
+        """Labels of every firing rule or Prometheus alert in any group (what inhibition rules look at)."""
+        return [alert.labels for alert in self.firing_alerts()]
+
+    def firing_alerts(self) -> list[Alert]:
+        """Every firing rule or Prometheus alert in any group, once each."""
+        seen: dict[str, Alert] = {}
         for group in self.groups.values():
             for entry in group.alerts.values():
-                if (entry.alert.status is AlertStatus.FIRING and entry.alert.source is AlertSource.RULE
+                if (entry.alert.status is AlertStatus.FIRING and entry.alert.source in _SERIES_SOURCES
                         and entry.follow_up is None):
-                    seen[entry.alert.fingerprint] = entry.alert.labels
+                    seen[entry.alert.fingerprint] = entry.alert
         return list(seen.values())
 
     async def submit(self, alerts: list[Alert], run: Run | None) -> None:

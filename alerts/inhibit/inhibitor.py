@@ -14,7 +14,7 @@ Semantics of Alertmanager's ``inhibit_rules``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -71,14 +71,25 @@ class Inhibitor:
 
         ``firing`` may include the target alert itself; it is skipped (see the module docstring).
         """
+        return next(self._inhibiting(target_labels, firing), None) is not None
+
+    def inhibiting(self, target_labels: Mapping[str, str],
+                   firing: Iterable[Mapping[str, str]]) -> list[Mapping[str, str]]:
+        """The label sets of ``firing`` (the objects given) that mute the alert with ``target_labels``:
+        Alertmanager's ``inhibitedBy``."""
+        once = {id(source): source for source in self._inhibiting(target_labels, firing)}  # a source of two rules
+        return list(once.values())
+
+    def _inhibiting(self, target_labels: Mapping[str, str],
+                    firing: Iterable[Mapping[str, str]]) -> Iterator[Mapping[str, str]]:
         rules = [rule for rule in self.rules if matches_all(rule.target, target_labels)]
         if not rules:
-            return False
+            return
         target = dict(target_labels)
-        sources = [dict(source) for source in firing]
+        sources = [(given, dict(given)) for given in firing]
         for rule in rules:
             target_is_source = matches_all(rule.source, target)
-            for source in sources:
+            for given, source in sources:
                 if source == target:
                     continue
                 if not matches_all(rule.source, source):
@@ -86,5 +97,4 @@ class Inhibitor:
                 if target_is_source and matches_all(rule.target, source):
                     continue
                 if all(source.get(label, "") == target.get(label, "") for label in rule.equal):
-                    return True
-        return False
+                    yield given

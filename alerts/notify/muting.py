@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from alerts.inhibit.inhibitor import Inhibitor, InhibitRule
 from alerts.silence.silences import Silence, Silencer
@@ -40,5 +40,9 @@ class InhibitMuter:
 
     def muted(self, labels: Mapping[str, str], now: float) -> bool:
         return self._enabled and self._inhibitor.inhibits(labels, self._firing())
+
+    def inhibiting(self, labels: Mapping[str, str], firing: Sequence[Mapping[str, str]]) -> list[Mapping[str, str]]:
+        """Which of ``firing`` (label sets, as given) mute an alert with ``labels`` under the rules in force."""
+        return self._inhibitor.inhibiting(labels, firing) if self._enabled else []
 
 

@@ -440,8 +440,8 @@ class Store(ABC):
     @abstractmethod
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
                           source: str | None = None, rule: str | None = None, severity: str | None = None,
-                          limit: int = 500) -> list[Alert]:
-        """The newest alerts first; every filter given must match."""
+                          fingerprints: list[str] | None = None, limit: int = 500) -> list[Alert]:
+        """The newest alerts first; every filter given must match (``fingerprints``: one of them)."""
 
     # Notification outbox ------------------------------------------------------------------------
     @abstractmethod
@@ -548,7 +548,7 @@ class Store(ABC):
 
     @abstractmethod
     async def alerts_ended_since(self, at: float) -> list[Alert]:
-        """Rule alerts resolved at or after ``at`` (their ``ends_at``)."""
+        """Rule and Prometheus alerts resolved at or after ``at`` (their ``ends_at``)."""
 
     @abstractmethod
     async def told_since(self, at: float) -> set[tuple[str, str]]:

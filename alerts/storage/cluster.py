@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alerts.model import Alert
+from alerts.model import Alert, AlertSource
 from alerts.storage import tables as t
 from alerts.storage.base import RunLease
 
@@ -25,6 +25,8 @@ __all__ = ["SqlCluster"]
 
 _NOTIFY_IDS = 100
 """Alerts per NOTIFY: 100 ``[id, status]`` pairs stay well inside PostgreSQL's 8000-byte payload."""
+_SERIES_SOURCES = (AlertSource.RULE.value, AlertSource.PROMETHEUS.value)
+"""Sources whose alerts fire and resolve (an ``alert()`` call is an event: it never resolves)."""
 
 
 _WINDOW_POINTS = 100_000
@@ -132,7 +134,8 @@ class SqlCluster:
     async def alerts_ended_since(self, at: float) -> list[Alert]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(t.alerts).where(
-                t.alerts.c.source == "rule", t.alerts.c.status == "resolved", t.alerts.c.ends_at >= at))).all()
+                t.alerts.c.source.in_(_SERIES_SOURCES), t.alerts.c.status == "resolved",
+                t.alerts.c.ends_at >= at))).all()
         return self._alerts_from(rows)
 
     async def told_since(self, at: float) -> set[tuple[str, str]]:

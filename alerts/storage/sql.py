@@ -462,8 +462,10 @@ class SqlStore(SqlFiles, SqlCluster, Store):
 
     async def list_alerts(self, *, project: str | None, status: str | None = None, run_pk: int | None = None,
                           source: str | None = None, rule: str | None = None, severity: str | None = None,
-                          limit: int = 500) -> list[Alert]:
+                          fingerprints: list[str] | None = None, limit: int = 500) -> list[Alert]:
         query = select(t.alerts).order_by(t.alerts.c.starts_at.desc()).limit(limit)
+        if fingerprints is not None:
+            query = query.where(t.alerts.c.fingerprint.in_(fingerprints))
         if source is not None:
             query = query.where(t.alerts.c.source == source)
         if rule is not None:
@@ -820,6 +822,7 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "threshold": alert.threshold, "step": alert.step, "starts_at": alert.starts_at,
         "ends_at": alert.ends_at, "suppressed_count": alert.suppressed_count, "delayed": alert.delayed,
         "created_at": alert.created_at, "resolved_reason": alert.resolved_reason,
+        "annotations": alert.annotations, "generator_url": alert.generator_url, "expires_at": alert.expires_at,
     }
 
 
@@ -877,6 +880,8 @@ def _executing(sql: str, rows: list[tuple[Any, ...]]) -> Callable[[sqlite3.Conne
 def _raw_alert_row(alert: Alert) -> tuple[Any, ...]:
     row = _alert_row(alert)
     row["labels"] = json.dumps(row["labels"])
+    if row["annotations"] is not None:
+        row["annotations"] = json.dumps(row["annotations"])
     return tuple(row[c.name] for c in t.alerts.columns)
 
 
@@ -895,6 +900,7 @@ def _alert(row: Any) -> Alert:
         client_id=row.client_id, metric=row.metric, value=row.value, threshold=row.threshold,
         step=row.step, ends_at=row.ends_at, suppressed_count=row.suppressed_count,
         delayed=bool(row.delayed), created_at=row.created_at, resolved_reason=row.resolved_reason,
+        annotations=row.annotations, generator_url=row.generator_url, expires_at=row.expires_at,
     )
 
 

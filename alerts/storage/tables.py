@@ -150,7 +150,7 @@ alerts = Table(
     Column("id", String(36), primary_key=True),
     Column("client_id", String(64), nullable=True, unique=True),
     Column("fingerprint", String(64), nullable=False),
-    Column("source", String(8), nullable=False),
+    Column("source", String(16), nullable=False),
     Column("rule", String(200), nullable=True),
     Column("project", String(200), nullable=False),
     Column("run_pk", Integer, nullable=True),
@@ -169,6 +169,9 @@ alerts = Table(
     Column("delayed", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("resolved_reason", Text, nullable=True),
+    Column("annotations", JSON, nullable=True),
+    Column("generator_url", Text, nullable=True),
+    Column("expires_at", Float, nullable=True),
 )
 Index("ix_alerts_project_status", alerts.c.project, alerts.c.status)
 

@@ -33,6 +33,9 @@ CONFIG = string.Template("""
 seed = 20261203
 cache.enabled = false  # nothing learnt in one run changes the next: reproducible
 auth.openapi.ApiKey.bearer = "$key"
+# The Alertmanager API (/api/v2) also takes the key as the password of HTTP basic auth.
+auth.openapi.KeyAsPassword.username = "schemathesis"
+auth.openapi.KeyAsPassword.password = "$key"
 
 [generation]
 max-examples = 30  # per operation in the fuzzing phase; with the coverage phase some 2,300 requests
@@ -59,6 +62,28 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]  # a silence must end in the future; its matchers must parse, not all match no labels at all
 include-name = "POST /api/v1/silences"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]  # label values must name a project the key may use (prometheus.project_label), some label must be
+# non-empty, endsAt not before startsAt, and the times inside 1970..9999 once converted to UTC
+include-name = "POST /api/v2/alerts"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]  # matchers must parse (regexes), not all match the empty label set; the silence must end in the
+# future, and `id`, when given, name a silence (404 otherwise, as in Alertmanager)
+include-name = "POST /api/v2/silences"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]  # each `filter` must parse as a matcher, `receiver` as a regular expression
+include-name = "GET /api/v2/alerts"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-name = "GET /api/v2/alerts/groups"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
+[[operations]]
+include-name = "GET /api/v2/silences"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
 [[operations]]  # the body must hash to the digest in the URL

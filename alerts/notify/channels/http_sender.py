@@ -31,9 +31,11 @@ class HttpSender:
         # that would otherwise stall the event loop under the first notification.
         self._idle.append(self._new())
 
-    async def post(self, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
-        """POST and read the whole answer; raises httpx's transport errors (timeouts, refused, ...)."""
-        request = httpx.Request("POST", self._url, content=content, headers=headers,
+    async def post(self, *, content: bytes, headers: Mapping[str, str], url: str | None = None) -> httpx.Response:
+        """POST and read the whole answer; raises httpx's transport errors (timeouts, refused, ...).
+
+        ``url``: another address on the same host (Opsgenie closes an alert at a path of its own)."""
+        request = httpx.Request("POST", url or self._url, content=content, headers=headers,
                                 extensions={"timeout": self._timeout})
         transport = self._idle.pop() if self._idle else self._new()
         try:

@@ -1,4 +1,9 @@
-"""The ``webhook`` channel: SPEC §7 JSON over HTTP POST, signed with HMAC-SHA256 when a secret is set."""
+"""The ``webhook`` channel: SPEC §7 JSON over HTTP POST, signed with HMAC-SHA256 when a secret is set.
+
+The body is the plain payload (``format: runwatch`` or ``alertmanager``), or what a ``template:`` or a
+``preset:`` (Discord, Teams, Telegram, PagerDuty, Opsgenie) renders: a preset is a built-in template
+plus the address, path and headers its provider needs (``webhook_presets.py``), so both take one path.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +14,51 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
 from alerts.notify.channels.base import Channel, ChannelConfig
 from alerts.notify.channels.http_sender import HttpSender
+from alerts.notify.channels.webhook_presets import OPTION_DEFAULTS, OPTION_KEYS, PRESETS
+from alerts.notify.channels.webhook_template import TemplateOutputError, WebhookTemplate, check_template, context
 
 USER_AGENT = "runwatch-alerts/0.1"
 
 
 class WebhookConfig(ChannelConfig):
-    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+    """JSON over HTTP POST: the plain payload (`format`), a `template:` of your own, or a `preset:` for
+    Discord, Teams, Telegram, PagerDuty or Opsgenie (one of the three)."""
+
+    # hide_input_in_errors: errors must not echo the secrets (a token in the url, routing_key, api_key)
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", hide_input_in_errors=True)
 
     type: Literal["webhook"]
-    url: str
-    """Where to POST (http or https)."""
+    url: str | None = None
+    """Where to POST (http or https); `preset: pagerduty` and `opsgenie` default to their public APIs.
+    With `preset: telegram` it carries the bot token: `https://api.telegram.org/bot<token>/sendMessage`."""
     secret: SecretStr | None = None
     """HMAC-SHA256 signing secret: each request carries `X-Runwatch-Signature: t=...,v1=...`."""
     format: Literal["runwatch", "alertmanager"] = "runwatch"
-    """`runwatch` (our JSON) or `alertmanager` (Alertmanager's webhook payload, version 4)."""
+    """`runwatch` (our JSON) or `alertmanager` (Alertmanager's webhook payload, version 4); the plain webhook only."""
+    template: str | None = None
+    """Jinja2 (sandboxed) rendering the JSON body from the notification (README: Notifications); checked
+    against sample notifications when the config loads."""
+    preset: Literal["discord", "teams", "telegram", "pagerduty", "opsgenie"] | None = None
+    """A provider's body, address and headers built in (README: Notifications); not with `template`."""
+    chat_id: int | str | None = None
+    """`preset: telegram`: the chat to post to (a numeric id or `@channelname`)."""
+    parse_mode: Literal["HTML", "plain"] | None = None
+    """`preset: telegram`: `HTML` (the default: bold titles, links, text escaped) or `plain` text."""
+    routing_key: SecretStr | None = None
+    """`preset: pagerduty`: the Events API v2 integration key (secret)."""
+    api_key: SecretStr | None = None
+    """`preset: opsgenie`: the API integration key, sent as `Authorization: GenieKey <key>` (secret)."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra request headers (e.g. `Authorization`); never logged."""
     timeout: Duration | None = None
@@ -42,10 +68,25 @@ class WebhookConfig(ChannelConfig):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError("webhook url must start with http:// or https://")
         return url
+
+    @field_validator("template")
+    @classmethod
+    def _template_renders(cls, source: str | None) -> str | None:
+        if source is not None:
+            check_template(source)  # a ValueError names the problem; the loader adds file:line
+        return source
+
+    @field_validator("api_key")
+    @classmethod
+    def _sendable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # Sent in a header: a character HTTP cannot carry would fail every attempt, with the value in the error.
+        if key is not None and not all("!" <= char <= "~" for char in key.get_secret_value()):
+            raise ValueError("api_key must be printable ASCII without spaces (it is sent in a header)")
+        return key
 
     @field_validator("headers")
     @classmethod
@@ -60,6 +101,29 @@ class WebhookConfig(ChannelConfig):
                     raise ValueError(f"header {name!r}: character {position} of the value ({_describe(char)}) "
                                      "cannot be sent in an HTTP header; use printable ASCII")
         return headers
+
+    @model_validator(mode="after")
+    def _one_body(self) -> WebhookConfig:
+        preset = PRESETS[self.preset] if self.preset is not None else None
+        if preset is not None and self.template is not None:
+            raise ValueError("set either preset or template, not both (a preset is a built-in template)")
+        if (preset is not None or self.template is not None) and "format" in self.model_fields_set:
+            raise ValueError("format applies to the plain webhook; a preset or template makes its own body")
+        for key in OPTION_KEYS:
+            if getattr(self, key) is not None and (preset is None or key not in preset.options):
+                users = [f"preset: {name}" for name, found in PRESETS.items() if key in found.options]
+                raise ValueError(f"{key} applies to {' or '.join(users)} only")
+        if preset is not None:
+            missing = [key for key in preset.required if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"preset: {preset.name} needs {' and '.join(missing)}")
+        if self.url is None and (preset is None or preset.url is None):
+            raise ValueError("url is required" + (f" for preset: {preset.name}" if preset is not None else ""))
+        if preset is not None and preset.url_path_suffix and self.url is not None \
+                and not urlsplit(self.url).path.endswith(preset.url_path_suffix):
+            # Never quote the url: it carries the bot token.
+            raise ValueError(f"preset: {preset.name} needs a url whose path ends with {preset.url_path_suffix}")
+        return self
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -107,12 +171,16 @@ def classify_response(channel: str, response: httpx.Response,
 
 
 def _short_body(response: httpx.Response, secrets: Iterable[str]) -> str:
-    text = response.text
+    text = redact(response.text, secrets).strip().replace("\n", " ")
+    return f": {text[:200]}" if text else ""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` blanked out as ``***``."""
     # Longest first, so a secret that contains another is blanked whole.
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    text = text.strip().replace("\n", " ")
-    return f": {text[:200]}" if text else ""
+    return text
 
 
 def request_secrets(url: str, headers: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
@@ -135,14 +203,47 @@ class WebhookChannel(Channel):
         super().__init__(name)
         self._config = config
         self._public_url = public_url
-        self._http = HttpSender(config.url, timeout=config.timeout or timeout)
+        preset = PRESETS[config.preset] if config.preset is not None else None
+        self._preset = preset
+        url = config.url or (preset.url if preset is not None else None)
+        assert url is not None  # WebhookConfig requires one unless the preset has it
+        self._url = url
+        self._body: WebhookTemplate | None = None
+        self._path: WebhookTemplate | None = None
+        self._options: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        if config.template is not None:
+            self._body = WebhookTemplate(config.template)
+        elif preset is not None:
+            self._body = preset.body
+            self._path = WebhookTemplate(preset.path) if preset.path else None
+            for key in preset.options:
+                value = getattr(config, key)
+                value = value.get_secret_value() if isinstance(value, SecretStr) else value
+                self._options[key] = OPTION_DEFAULTS.get(key) if value is None else value
+            headers = {header: WebhookTemplate(source).render_text(self._options)
+                       for header, source in preset.headers.items()}
+        self._headers = {**headers, **config.headers}
+        revealed = [value.get_secret_value() for value in (config.secret, config.routing_key, config.api_key)
+                    if value is not None]
+        # A bot token in the path (Telegram's /bot<token>/sendMessage) could be echoed without its prefix.
+        revealed += [part.removeprefix("bot") for part in urlsplit(url).path.split("/")
+                     if part.startswith("bot") and len(part) >= 3 + _TOKEN_LENGTH]
+        self._secrets = request_secrets(url, self._headers, revealed)
+        self._http = HttpSender(url, timeout=config.timeout or timeout)
 
-    def payload(self, notification: Notification) -> dict[str, Any]:
+    def _shown(self, notification: Notification) -> tuple[list[dict[str, Any]], int]:
+        """The alerts this channel shows (``max_alerts``) and how many of the group's it leaves out."""
         message = notification.message
         alerts = message["alerts"]
         limit = self._config.max_alerts
         shown = alerts[:limit] if limit else alerts
-        truncated = message.get("truncated_alerts", 0) + len(alerts) - len(shown)
+        return shown, message.get("truncated_alerts", 0) + len(alerts) - len(shown)
+
+    def payload(self, notification: Notification) -> dict[str, Any]:
+        """The plain webhook's JSON (``format``)."""
+        message = notification.message
+        shown, truncated = self._shown(notification)
         if self._config.format == "alertmanager":
             return alertmanager_payload(self.name, notification, shown, truncated, self._public_url)
         return {
@@ -155,23 +256,38 @@ class WebhookChannel(Channel):
             "alerts": shown,
         }
 
+    def request(self, notification: Notification) -> tuple[str, bytes]:
+        """Where to POST ``notification`` and the JSON body: the plain payload, or what the template or
+        preset renders (once per attempt; the same message renders the same). Output that is not JSON
+        is a permanent error: retrying would render it again."""
+        if self._body is None:
+            return self._url, orjson.dumps(self.payload(notification))
+        shown, truncated = self._shown(notification)
+        values = context(channel=self.name, group_key=notification.group_key, message=notification.message,
+                         alerts=shown, truncated=truncated, public_url=self._public_url, options=self._options)
+        try:
+            body = self._body.render_json(values)
+            path = self._path.render_text(values) if self._path is not None else ""
+        except TemplateOutputError as exc:
+            what = f"preset {self._preset.name}" if self._preset is not None else "template"
+            raise PermanentDeliveryError(f"{self.name}: {what}: {redact(str(exc), self._secrets)}") from None
+        return (self._url.rstrip("/") + path if path else self._url), body
+
     async def send(self, notification: Notification) -> None:
-        body = orjson.dumps(self.payload(notification))
+        url, body = self.request(notification)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "X-Runwatch-Delivery": notification.id, **self._config.headers}
+                   "X-Runwatch-Delivery": notification.id, **self._headers}
         if self._config.secret is not None:
             secret = self._config.secret.get_secret_value().encode()
             headers["X-Runwatch-Signature"] = sign(secret, int(time.time()), body)
         try:
-            response = await self._http.post(content=body, headers=headers)
+            response = await self._http.post(content=body, headers=headers, url=url)
         except httpx.TimeoutException:
             raise RecoverableDeliveryError(f"{self.name}: timed out") from None
         except httpx.TransportError as exc:
             # The exception text can contain the URL, which may carry a token: name only the kind.
             raise RecoverableDeliveryError(f"{self.name}: {type(exc).__name__}") from None
-        classify_response(self.name, response, lambda: request_secrets(
-            self._config.url, self._config.headers,
-            [self._config.secret.get_secret_value()] if self._config.secret else []))
+        classify_response(self.name, response, lambda: self._secrets)
 
     async def aclose(self) -> None:
         await self._http.aclose()

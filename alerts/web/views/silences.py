@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from alerts.api.silences import SilenceBody, _check_scope, add_silence, expire_silence, list_silences
+from alerts.api.silences import SilenceBody, add_silence, check_scope, expire_silence, list_silences
 from alerts.silence.matchers import Matcher, MatcherError
 from alerts.web.views.alerts import SCAN_LIMIT, stored_row
 from alerts.web.views.base import PageContext, Pages, _json, render
@@ -76,7 +76,7 @@ async def preview(ctx: PageContext, text: str) -> dict[str, Any]:
     scope_error = None
     if matchers and not errors:
         try:
-            _check_scope(ctx.viewer.key, matchers)
+            check_scope(ctx.viewer.key, matchers)
         except HTTPException as exc:
             scope_error = str(exc.detail)
     if errors or not matchers:
