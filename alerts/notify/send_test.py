@@ -42,6 +42,8 @@ async def send_test(settings: AlertsSettings, channel: str, *, out: TextIO) -> i
                                 message=sample_message(public_url), created_at=time.time())
     try:
         await channels[channel].send(notification)
+        if channels[channel].keeps_incidents:  # close the incident the test opened, so nobody is paged for it
+            await channels[channel].send(_resolved(notification))
     except RecoverableDeliveryError as exc:
         print(f"error (temporary, would be retried): {exc}", file=out)
         return 1
@@ -52,5 +54,14 @@ async def send_test(settings: AlertsSettings, channel: str, *, out: TextIO) -> i
         for live in channels.values():
             await live.aclose()
         await store.close()
-    print(f"ok: test notification delivered to {channel} (delivery {notification.id})", file=out)
+    closed = " and resolved again" if channels[channel].keeps_incidents else ""
+    print(f"ok: test notification delivered to {channel}{closed} (delivery {notification.id})", file=out)
     return 0
+
+
+def _resolved(firing: Notification) -> Notification:
+    now = time.time()
+    alerts = [{**alert, "status": "resolved", "ends_at": iso(now), "resolved_reason": "test over"}
+              for alert in firing.message["alerts"]]
+    return Notification(id=str(uuid.uuid4()), channel=firing.channel, group_key=firing.group_key,
+                        message={**firing.message, "status": "resolved", "alerts": alerts}, created_at=now)

@@ -22,8 +22,10 @@ from pydantic import ValidationError
 from alerts.config import load_settings
 from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
+from alerts.notify.channels.base import ChannelContext
 from alerts.notify.channels.webhook import WebhookChannel, WebhookConfig
 from alerts.notify.channels.webhook_presets import check_presets
+from alerts.storage import open_store
 from tests.support.outbox import wait_settled
 from tests.support.providers import (
     ECHO,
@@ -277,6 +279,48 @@ async def test_pagerduty_summary_and_dedup_keys(providers: ProviderServer) -> No
     assert len(big["dedup_key"]) <= 255
     await hook.aclose()
     await restarted.aclose()
+
+
+@pytest.mark.parametrize("preset", ["pagerduty", "opsgenie"])
+async def test_a_late_retried_trigger_never_reopens_a_resolved_incident(providers: ProviderServer, preset: str,
+                                                                         tmp_path: Path) -> None:
+    """A trigger that failed and is retried after the group's resolve went out is dropped, not sent: the
+    incident stays closed. A newer trigger (the alert fired again) reopens it as it should."""
+    store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    await store.open()
+    config = WebhookConfig(**preset_config(preset, providers))
+    hook = WebhookChannel(preset, config, timeout=5, public_url=PUBLIC_URL,
+                          context=ChannelContext(timeout=5, public_url=PUBLIC_URL, store=store))
+    firing = notification()
+    firing.created_at = 100.0
+    resolution = resolved(firing)
+    resolution.created_at = 160.0
+    await hook.send(resolution)  # the firing's first attempt failed; the resolve went out meanwhile
+    with pytest.raises(PermanentDeliveryError, match=f"^{preset}: superseded: a later notification"):
+        await hook.send(firing)  # the firing's retry
+    incidents = providers.incidents if preset == "pagerduty" else providers.opsgenie_alerts
+    assert len(providers.accepted(preset)) == 1 and set(incidents.values()) <= {"resolved", "closed"}
+
+    again = notification(alert())
+    again.created_at = 220.0
+    await hook.send(again)
+    assert len(providers.accepted(preset)) == 2 and set(incidents.values()) == {"triggered" if preset == "pagerduty"
+                                                                                 else "open"}
+    await hook.aclose()
+    await store.close()
+
+
+@pytest.mark.parametrize("preset", ["pagerduty", "opsgenie"])
+def test_send_test_closes_the_incident_it_opens(service_factory: Callable[..., ServiceProcess],
+                                                providers: ProviderServer, preset: str) -> None:
+    service = service_factory({"channels": {"oncall": preset_config(preset, providers)},
+                               "defaults": {"channels": ["oncall"]}})
+    result = service.cli("send-test", "oncall")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: test notification delivered to oncall and resolved again" in result.stdout
+    assert len(providers.accepted(preset)) == 2
+    incidents = providers.incidents if preset == "pagerduty" else providers.opsgenie_alerts
+    assert list(incidents.values()) == ["resolved" if preset == "pagerduty" else "closed"]
 
 
 # -- Opsgenie ----------------------------------------------------------------------------------------

@@ -63,6 +63,10 @@ class Channel(ABC):
     Messages of those errors must never contain a secret (token, password, signing key, full URL).
     """
 
+    keeps_incidents = False
+    """The destination opens an incident per alert group and keeps it open until told resolved
+    (PagerDuty, Opsgenie); ``send-test`` then closes the incident its test opened."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 

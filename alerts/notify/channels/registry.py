@@ -21,7 +21,7 @@ ChannelFactory = Callable[[str, Any, ChannelContext], Channel]
 CHANNEL_TYPES: dict[str, tuple[type[Any], ChannelFactory]] = {
     "console": (ConsoleConfig, lambda name, config, context: ConsoleChannel(name, config)),
     "webhook": (WebhookConfig, lambda name, config, context: WebhookChannel(
-        name, config, timeout=context.timeout, public_url=context.public_url)),
+        name, config, timeout=context.timeout, public_url=context.public_url, context=context)),
     "slack": (SlackConfig, SlackChannel),
     "email": (EmailConfig, EmailChannel),
 }

@@ -7,11 +7,13 @@ plus the address, path and headers its provider needs (``webhook_presets.py``), 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 import time
 import unicodedata
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,7 +25,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
 from alerts.notify.channels.http_sender import HttpSender
 from alerts.notify.channels.webhook_presets import OPTION_DEFAULTS, OPTION_KEYS, PRESETS
 from alerts.notify.channels.webhook_template import TemplateOutputError, WebhookTemplate, check_template, context
@@ -199,12 +201,22 @@ _TOKEN_LENGTH = 8  # shorter path segments and header values ("hook", "v1") are 
 
 
 class WebhookChannel(Channel):
-    def __init__(self, name: str, config: WebhookConfig, *, timeout: float, public_url: str = "") -> None:
+    """Posts each notification; for an incident preset (PagerDuty, Opsgenie) with a ``context``, also
+    remembers per alert group when the newest delivered notification was made, and drops an older one
+    still being retried (a permanent error that says so): a trigger retried after the group's resolve
+    went out would reopen a closed incident. Alertmanager drops such a stale flush the same way."""
+
+    def __init__(self, name: str, config: WebhookConfig, *, timeout: float, public_url: str = "",
+                 context: ChannelContext | None = None) -> None:
         super().__init__(name)
         self._config = config
         self._public_url = public_url
         preset = PRESETS[config.preset] if config.preset is not None else None
         self._preset = preset
+        self.keeps_incidents = preset is not None and preset.incidents
+        self._context = context if self.keeps_incidents else None
+        # Notifications of one group are delivered concurrently: serialise recall → send → remember.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         url = config.url or (preset.url if preset is not None else None)
         assert url is not None  # WebhookConfig requires one unless the preset has it
         self._url = url
@@ -274,6 +286,23 @@ class WebhookChannel(Channel):
         return (self._url.rstrip("/") + path if path else self._url), body
 
     async def send(self, notification: Notification) -> None:
+        if self._context is None:
+            await self._post(notification)
+            return
+        lock = self._locks.get(notification.group_key)
+        if lock is None:
+            lock = self._locks[notification.group_key] = asyncio.Lock()
+        async with lock:
+            newest = await self._context.recall(self.name, notification.group_key)
+            if isinstance(newest, dict) and notification.created_at < newest.get("created_at", 0.0):
+                raise PermanentDeliveryError(
+                    f"{self.name}: superseded: a later notification of this alert group was delivered first, "
+                    f"and sending this {notification.message['status']} one now would undo it")
+            await self._post(notification)
+            await self._context.remember(self.name, notification.group_key, {"created_at": notification.created_at,
+                                                                             "delivery": notification.id})
+
+    async def _post(self, notification: Notification) -> None:
         url, body = self.request(notification)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    "X-Runwatch-Delivery": notification.id, **self._headers}
@@ -320,13 +349,16 @@ def alertmanager_payload(receiver: str, notification: Notification, alerts: list
             "annotations": annotation,
             "startsAt": alert["starts_at"],
             "endsAt": alert["ends_at"] or _ZERO_TIME,
-            "generatorURL": alert["url"],
+            # A Prometheus alert links back to its expression, as Alertmanager's payload does.
+            "generatorURL": alert.get("generator_url") or alert["url"],
             "fingerprint": alert["fingerprint"],
         } for alert, annotation in zip(alerts, annotations, strict=True)],
     }
 
 
 def _annotations(alert: dict[str, Any]) -> dict[str, str]:
+    if alert.get("annotations") is not None:  # a Prometheus alert: its own annotations, as posted
+        return {"summary": alert["title"], "description": alert["text"], **alert["annotations"]}
     found = {"summary": alert["title"], "description": alert["text"]}
     for key in ("metric", "value", "threshold", "step", "resolved_reason"):
         if alert.get(key) is not None:

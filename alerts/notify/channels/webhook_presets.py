@@ -36,6 +36,9 @@ class Preset:
     """Option keys the config may give."""
     url_path_suffix: str = ""
     """What the path of a configured ``url`` must end with (a check of the config, for a clear error)."""
+    incidents: bool = False
+    """The provider keeps one incident per ``dedup_key``: a retried trigger that lands after the group's
+    resolve would reopen it, so an attempt older than what was already delivered for its group is dropped."""
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -54,8 +57,8 @@ PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
     Preset("discord"),
     Preset("teams"),
     Preset("telegram", required=("chat_id",), optional=("parse_mode",), url_path_suffix="/sendMessage"),
-    Preset("pagerduty", url="https://events.pagerduty.com/v2/enqueue", required=("routing_key",)),
-    Preset("opsgenie", url="https://api.opsgenie.com/v2/alerts", required=("api_key",),
+    Preset("pagerduty", url="https://events.pagerduty.com/v2/enqueue", required=("routing_key",), incidents=True),
+    Preset("opsgenie", url="https://api.opsgenie.com/v2/alerts", required=("api_key",), incidents=True,
            path='{% if status == "resolved" %}/{{ dedup_key | urlencode }}/close?identifierType=alias{% endif %}',
            headers={"Authorization": "GenieKey {{ api_key }}"}),
 )}
