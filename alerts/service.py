@@ -16,6 +16,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.actions.stop import RunStopper
+from alerts.charts.service import Charts
 from alerts.cluster.leader import ALERT_CHANNEL, DispatchLeader
 from alerts.cluster.ownership import RunOwnership
 from alerts.config.settings import AlertsSettings
@@ -51,7 +52,7 @@ def load_ruleset(settings: AlertsSettings) -> RuleSet:
 SettingsSource = Callable[[], AlertsSettings]
 """Reads the config again (the file, then the command line's overrides); raises ConfigError."""
 
-_RESTART_ONLY = ("server", "storage", "runs", "logging", "retention", "cluster")
+_RESTART_ONLY = ("server", "storage", "runs", "logging", "retention", "cluster", "charts")
 _RETENTION_BATCHES_PER_TURN = 100
 """Sections a reload cannot change: the socket, the database and the scheduler's jobs."""
 
@@ -72,8 +73,10 @@ class Service:
         self.ruleset = ruleset if ruleset is not None else load_ruleset(settings)
         self.store = store or open_store(settings.storage.url)
         self.public_url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+        self.charts = Charts(settings.charts, self.store, rules=lambda: self.ruleset.rules, public_url=self.public_url)
+        """Charts of the alerts' series: attached by channels, behind signed URLs, on the dashboard."""
         self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
-                                       store=self.store)
+                                       store=self.store, charts=self.charts)
         self.channels = build_channels(settings, self._context)
         self.deliverer = Deliverer(self.store, self.channels, settings.delivery, rate_limits=_rate_limits(settings),
                                    concurrency=_concurrency(settings))
@@ -137,6 +140,7 @@ class Service:
     async def start(self) -> None:
         """Open storage (migrating it), restore rule state, then start delivery and the periodic jobs."""
         await self.store.open()
+        await self.charts.start()
         await self.silences.refresh()
         await self.prometheus.start()
         await self.rules.start(self.ruleset, restore_runs=self.ownership is None)
@@ -164,6 +168,8 @@ class Service:
             self.scheduler.add_job(guarded(job, what, log), "interval", seconds=seconds, id=job_id,
                                    max_instances=1, coalesce=True)
         self.scheduler.start()
+        if any(channel.draws_charts for channel in self.channels.values()):
+            self.charts.warm()
         log.info("loaded %d rules from %d files", len(self.ruleset.rules), len(self.ruleset.files))
         # What start-up made (modules, rules, restored state) lives as long as the process: out of the
         # collector's reach, a full collection no longer walks it, which paused every request for 50-100 ms.
@@ -242,7 +248,7 @@ class Service:
         before = self.settings.channels
         if settings.delivery.timeout != self.settings.delivery.timeout:  # every channel holds the timeout
             self._context = ChannelContext(timeout=settings.delivery.timeout, public_url=self.public_url,
-                                           store=self.store)
+                                           store=self.store, charts=self.charts)
             unchanged: set[str] = set()
         else:
             unchanged = {name for name, config in settings.channels.items() if before.get(name) == config}
@@ -341,6 +347,7 @@ class Service:
             await self.leader.stop()
         await self.dispatcher.stop()
         await self.deliverer.stop()
+        await self.charts.stop()
         if self.ownership is not None:
             with contextlib.suppress(Exception):  # the database may be gone: the leases then expire
                 await self.ownership.release_all()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from alerts import __version__
-from alerts.api import admin, alertmanager, alerts_routes, files, runs, series, silences
+from alerts.api import admin, alertmanager, alerts_routes, charts, files, runs, series, silences
 from alerts.api.answers import Health, Readiness
 from alerts.api.errors import install_error_handlers
 from alerts.api.outage import StorageOutage
@@ -64,6 +64,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(series.router)
     app.include_router(files.router)
     app.include_router(alertmanager.router)
+    app.include_router(charts.router)
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:

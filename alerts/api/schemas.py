@@ -57,6 +57,9 @@ class AlertCall(_Body):
     timestamp: Timestamp
     step: Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER), WHOLE_FLOATS] | None = None
     delayed: bool = False
+    chart: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        default=None, description="alert(chart=...): a metric key of the run, stored as the alert's metric "
+                                  "so its notification charts that series")
 
 
 class StopBody(_Body):

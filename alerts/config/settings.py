@@ -125,6 +125,24 @@ class FilesSettings(_Strict):
     """What one run may store: its files plus the artifact versions it creates."""
 
 
+class ChartsSettings(_Strict):
+    """Charts in notifications: the alert's series drawn with matplotlib in a worker process, attached by
+    Slack and email, linked by webhooks (``chart_url``). A channel's ``charts: false`` leaves them out."""
+
+    enabled: bool = True
+    """Draw charts (off by itself, with one warning, when matplotlib is not installed)."""
+    timeout: Duration = Field(default=2.0, gt=0)
+    """The most a chart may delay a notification: past it the notification goes without the image and says
+    "chart not ready in time" (the drawing goes on, for the chart's URL and the next notification)."""
+    url_expiry: Duration = Field(default=7 * 86400.0, gt=0)
+    """How long a signed `chart_url` stays valid; after that it answers 403."""
+    workers: int = Field(default=1, ge=1, le=4)
+    """Processes drawing charts, at low priority (started with the service when a Slack or email channel
+    attaches charts, else at the first chart); drawing never blocks the service."""
+    cache_bytes: ByteSize = Field(default=ByteSize(16 * 2**20), ge=0)
+    """Memory kept for drawn charts (per alert state), bytes or text such as `16MiB`; 0 keeps none."""
+
+
 class DeliverySettings(_Strict):
     """Retry policy of the outbox: exponential backoff with jitter, given up after ``max_age``."""
 
@@ -200,6 +218,8 @@ class AlertsSettings(BaseSettings):
     """Several replicas on one PostgreSQL database."""
     prometheus: PrometheusSettings = Field(default_factory=lambda: PrometheusSettings())
     """Alerts from Prometheus (the Alertmanager API v2 under `/api/v2`)."""
+    charts: ChartsSettings = Field(default_factory=lambda: ChartsSettings())
+    """Charts of the alerts' series in notifications."""
     rule_files: list[str] = Field(default_factory=list)
     """Globs of rule files, relative to the config file."""
     channels: dict[str, Channel] = Field(default_factory=_console_only)

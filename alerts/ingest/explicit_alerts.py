@@ -54,10 +54,16 @@ class ExplicitAlerts:
         severity = Severity(call["level"])
         labels = {"alertname": "sdk", "source": AlertSource.SDK.value, "severity": severity.value,
                   "project": run.project, "run": run.id, "run_name": run.name}
+        metric = call.get("chart")
+        if metric is not None:
+            # SPEC §6: an alert with a metric has the label, so routes and silences on `metric` see it.
+            # Throttling stays per title and the dispatcher keys events by id: only the label set and
+            # fingerprint differ from a call without a chart.
+            labels["metric"] = metric
         return Alert(
             id=self._new_id(), fingerprint=fingerprint({**labels, "title": call["title"]}),
             source=AlertSource.SDK, project=run.project, title=call["title"], text=call["text"],
             severity=severity, labels=labels, status=AlertStatus.FIRING, starts_at=call["timestamp"],
-            run_pk=run.pk, client_id=call["id"], step=call.get("step"), suppressed_count=suppressed,
+            run_pk=run.pk, client_id=call["id"], metric=metric, step=call.get("step"), suppressed_count=suppressed,
             delayed=bool(call.get("delayed")), created_at=self._clock(),
         )

@@ -155,9 +155,9 @@ def log(data: Mapping[str, Any] | None = None, step: int | None = None, commit: 
     run.log(data, step, commit)
 
 
-def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
+def alert(title: str, text: str, level: Any = None, wait_duration: Any = None, *, chart: str | None = None) -> None:
     """``run.alert`` on the active run."""
-    _require("alert").alert(title, text, level=level, wait_duration=wait_duration)
+    _require("alert").alert(title, text, level=level, wait_duration=wait_duration, chart=chart)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

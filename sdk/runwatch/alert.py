@@ -7,9 +7,12 @@ import enum
 import math
 from typing import Any
 
-__all__ = ["DEFAULT_WAIT_DURATION", "AlertLevel", "parse_level", "parse_wait_duration"]
+__all__ = ["DEFAULT_WAIT_DURATION", "MAX_CHART_KEY", "AlertLevel", "parse_chart", "parse_level",
+           "parse_wait_duration"]
 
 DEFAULT_WAIT_DURATION = 60.0
+MAX_CHART_KEY = 300
+"""The longest metric key the service stores (the protocol's bound on a history key)."""
 
 
 class AlertLevel(str, enum.Enum):  # noqa: UP042 - W&B's AlertLevel is a str Enum; StrEnum changes str()
@@ -69,3 +72,19 @@ def parse_wait_duration(wait_duration: Any) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"wait_duration must be a finite number of seconds >= 0, got {wait_duration!r}")
     return seconds
+
+
+def parse_chart(chart: Any) -> str | None:
+    """The metric key whose chart the alert carries (``alert(chart=...)``), or None for no chart.
+
+    Checked here, in the caller, because the service rejects a batch with a bad one: a mistake must
+    fail the call, never lose the alert in the sender thread."""
+    if chart is None:
+        return None
+    if not isinstance(chart, str):
+        raise TypeError(f"alert chart must be a metric key (str) logged by this run, got {type(chart).__name__}")
+    if not chart:
+        raise ValueError("alert chart must be a non-empty metric key logged by this run, got ''")
+    if len(chart) > MAX_CHART_KEY:
+        raise ValueError(f"alert chart must be a metric key of at most {MAX_CHART_KEY} characters, got {len(chart)}")
+    return chart

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import lifecycle
 from ._log import is_silent, log_once, logger
-from .alert import AlertLevel, parse_level, parse_wait_duration
+from .alert import AlertLevel, parse_chart, parse_level, parse_wait_duration
 from .config import Config
 from .errors import UsageError
 from .names import generate_name
@@ -326,8 +326,14 @@ class Run:
         text: str,
         level: AlertLevel | str | None = None,
         wait_duration: float | Any = None,
+        *,
+        chart: str | None = None,
     ) -> None:
-        """Raise an alert now (SPEC 3.5). Non-blocking; sent ahead of queued metrics."""
+        """Raise an alert now (SPEC 3.5). Non-blocking; sent ahead of queued metrics.
+
+        ``chart`` (keyword-only; W&B's ``alert()`` has no such argument) names a metric key of this run:
+        the notification then carries a chart of that metric around ``step``. A key this run never logged
+        gives an alert without a chart."""
         if self._state == _FINISHED:
             raise UsageError(
                 f"run {self.project}/{self.id} is finished; alert() must be called before finish()"
@@ -338,21 +344,23 @@ class Run:
             raise TypeError(f"alert text must be a str, got {type(text).__name__}")
         lvl = parse_level(level)
         seconds = parse_wait_duration(wait_duration)
+        metric = parse_chart(chart)
         if self._state != _ACTIVE or self._sender is None:
             return
-        self._sender.alerts.append(
-            {
-                "id": self._new_uuid(),
-                "title": title,
-                "text": text,
-                "level": lvl.wire,
-                "wait_duration": seconds,
-                "timestamp": self._clock(),
-                # The step the alert belongs to: the open one, else the last committed one.
-                "step": self._step if self._pending is not None or self._step == 0 else self._step - 1,
-                "delayed": False,
-            }
-        )
+        call: dict[str, Any] = {
+            "id": self._new_uuid(),
+            "title": title,
+            "text": text,
+            "level": lvl.wire,
+            "wait_duration": seconds,
+            "timestamp": self._clock(),
+            # The step the alert belongs to: the open one, else the last committed one.
+            "step": self._step if self._pending is not None or self._step == 0 else self._step - 1,
+            "delayed": False,
+        }
+        if metric is not None:
+            call["chart"] = metric  # only when given: the wire stays what older services know
+        self._sender.alerts.append(call)
         self._sender.wake()
 
     # -- metrics definitions and summary ---------------------------------------------------------

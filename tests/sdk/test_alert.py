@@ -82,3 +82,40 @@ def test_alert_record_in_offline_spool() -> None:
         ("uuid-1", "Low acc", "warning", 0.0, 0, False),  # the step that was just logged
         ("uuid-2", "Again", "info", 60.0, 0, False),
     ]
+
+
+def test_alert_chart_names_a_metric_key_and_is_keyword_only() -> None:
+    ids = iter(["uuid-1", "uuid-2", "uuid-3"])
+    run = offline(new_uuid=lambda: next(ids))
+    run.log({"val/acc": 0.2})
+    run.alert("Low acc", "acc < 0.3", chart="val/acc")
+    runwatch.alert("Typo", "never logged: the alert goes, without a chart", chart="val/acc_typo")
+    runwatch.alert("No chart", "as before")
+    with pytest.raises(TypeError, match="positional arguments"):  # keyword-only: W&B's signature stays
+        run.alert("t", "x", None, None, "val/acc")  # type: ignore[misc]
+    run.finish()
+    alerts = [r["alert"] for r in spool_lines(run) if r.get("type") == "alert"]
+    assert [(a["title"], a.get("chart")) for a in alerts] == [
+        ("Low acc", "val/acc"), ("Typo", "val/acc_typo"), ("No chart", None)]
+    assert "chart" not in alerts[2]  # without chart= the call is what older services know
+
+
+@pytest.mark.parametrize(
+    ("chart", "error", "message"),
+    [
+        (3, TypeError, r"alert chart must be a metric key \(str\).*got int"),
+        (["val/acc"], TypeError, r"alert chart must be a metric key \(str\).*got list"),
+        ("", ValueError, r"alert chart must be a non-empty metric key"),
+        ("k" * 301, ValueError, r"alert chart must be a metric key of at most 300 characters, got 301"),
+    ],
+)
+def test_bad_chart_fails_the_call_and_nothing_else(chart: object, error: type[Exception], message: str) -> None:
+    run = offline()
+    with pytest.raises(error, match=message):
+        run.alert("t", "x", chart=chart)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        runwatch.alert("t", "x", chart=chart)  # type: ignore[arg-type]
+    run.alert("after", "the sender still works", chart="k" * 300)
+    run.finish()
+    alerts = [r["alert"] for r in spool_lines(run) if r.get("type") == "alert"]
+    assert [(a["title"], len(a["chart"])) for a in alerts] == [("after", 300)]

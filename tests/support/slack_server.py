@@ -6,7 +6,16 @@ may also travel in the body and ``blocks`` is a JSON string). Slack answers HTTP
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "<code>"}``; rate limits are HTTP 429 with
 ``Retry-After`` and ``{"ok": false, "error": "ratelimited"}``. Implemented: ``auth.test``,
 ``chat.postMessage``, ``chat.update``. As in Slack, ``chat.update`` wants the channel *ID* that
-``chat.postMessage`` returned, not the ``#name``.
+``chat.postMessage`` returned, not the ``#name``. Arguments may also travel in the query string (slack-sdk
+sends the ``files.*`` methods' arguments there).
+
+File uploads, the flow of slack-sdk's ``files_upload_v2``
+(https://docs.slack.dev/messaging/working-with-files#upload): ``files.getUploadURLExternal``
+(``filename``, ``length``) answers a ``file_id`` and an ``upload_url`` on this server; the client POSTs the
+bytes there (answered ``200 OK - <length>``; this fake accepts only PNG images, checked by their magic
+bytes, of the announced length); ``files.completeUploadExternal`` (``files`` = JSON list of ``{id,
+title}``, ``channel_id``, ``thread_ts``) shares them into a channel or a message's thread, which must
+exist. ``files`` records every upload and where it was shared.
 
 Incoming webhooks (https://api.slack.com/messaging/webhooks): ``POST /services/T…/B…/<secret>`` with a
 JSON body (or form ``payload=<json>``) answers ``200 ok`` as text; errors are plain-text codes with an
@@ -30,6 +39,10 @@ from tests.support.ports import free_port
 
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
 TOKEN = "xoxb-test-token"
+UPLOAD_PATH = "/upload/v1/"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+API_METHODS = ("auth.test", "chat.postMessage", "chat.update", "files.getUploadURLExternal",
+               "files.completeUploadExternal")
 _BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text", "input", "file",
                 "video"}
 
@@ -51,6 +64,21 @@ class SlackMessage:
     @property
     def blocks(self) -> list[dict[str, Any]]:
         return list(self.body.get("blocks") or [])
+
+
+@dataclass
+class SlackFile:
+    """One file of the upload flow: announced, then uploaded (``data``), then shared (``channel``, ``thread_ts``)."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+    completed: bool = False
 
 
 @dataclass
@@ -116,6 +144,7 @@ class SlackServer:
         self.messages: list[SlackMessage] = []
         self.requests: list[tuple[str, dict[str, str]]] = []  # (path, lower-cased headers) of every request
         self.history: dict[tuple[str, str], dict[str, Any]] = {}  # (channel ID, ts) -> current message
+        self.files: dict[str, SlackFile] = {}  # file id -> the file, in the order announced
         self.delay = 0.0  # seconds to wait before answering (to provoke client timeouts)
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
@@ -134,6 +163,11 @@ class SlackServer:
     def delete_message(self, channel: str, ts: str) -> None:
         with self._lock:
             del self.history[(channel, ts)]
+
+    def shared_files(self) -> list[SlackFile]:
+        """The files uploaded and shared (``files.completeUploadExternal``), in the order announced."""
+        with self._lock:
+            return [file for file in self.files.values() if file.completed]
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[SlackMessage]:
         deadline = time.monotonic() + timeout
@@ -165,7 +199,7 @@ class SlackServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -190,9 +224,16 @@ class SlackServer:
             if is_api:
                 return failure.status, {**_JSON, **failure.headers}, json.dumps({"ok": False, "error": error}).encode()
             return failure.status, {**_TEXT, **failure.headers}, error.encode()
-        if is_api:
+        if path.startswith(UPLOAD_PATH):
             try:
-                result = self._api(path.removeprefix("/api/").split("?")[0], headers, raw)
+                length = self._upload(path.removeprefix(UPLOAD_PATH).split("?")[0], raw)
+            except SlackError as exc:
+                return exc.status, _TEXT, exc.error.encode()
+            return 200, _TEXT, f"OK - {length}".encode()
+        if is_api:
+            method, _, query = path.removeprefix("/api/").partition("?")
+            try:
+                result = self._api(method, headers, raw, query)
             except SlackError as exc:
                 answer: dict[str, Any] = {"ok": False, "error": exc.error}
                 if exc.messages:
@@ -207,7 +248,7 @@ class SlackServer:
             return 200, _TEXT, b"ok"
         return 404, _TEXT, b"not found"
 
-    def _api(self, method: str, headers: dict[str, str], raw: bytes) -> dict[str, Any]:
+    def _api(self, method: str, headers: dict[str, str], raw: bytes, query: str = "") -> dict[str, Any]:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "application/json":
             try:
@@ -223,7 +264,10 @@ class SlackServer:
                     args["blocks"] = json.loads(args["blocks"])
                 except ValueError:
                     raise SlackError("invalid_blocks_format") from None
-        if method not in ("auth.test", "chat.postMessage", "chat.update"):
+        in_query = {key: values[-1] for key, values in parse_qs(query).items()}
+        token = token or in_query.pop("token", None)
+        args = {**in_query, **args}
+        if method not in API_METHODS:
             raise SlackError("unknown_method", status=404)
         if not token:
             raise SlackError("not_authed")
@@ -232,6 +276,10 @@ class SlackServer:
         if method == "auth.test":
             return {"url": "https://runwatch-test.slack.com/", "team": "Runwatch Test", "user": "runwatch",
                     "team_id": "T000", "user_id": "U000", "bot_id": "B000"}
+        if method == "files.getUploadURLExternal":
+            return self._announce(args)
+        if method == "files.completeUploadExternal":
+            return self._complete(args)
         self._check_content(args)
         with self._lock:
             if method == "chat.postMessage":
@@ -255,6 +303,50 @@ class SlackServer:
             self.messages.append(SlackMessage(method, args, channel, ts, None))
             return {"channel": channel, "ts": ts, "text": args.get("text", ""),
                     "message": {"type": "message", "text": args.get("text", "")}}
+
+    def _announce(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), str(args.get("length", ""))
+        if not filename or not length.isdigit():
+            raise SlackError("invalid_arguments", messages=["[ERROR] missing required field: filename or length"])
+        with self._lock:
+            self._counter += 1
+            file_id = f"F{self._counter:08d}"
+            self.files[file_id] = SlackFile(file_id, str(filename), int(length), args.get("alt_txt"))
+        return {"file_id": file_id, "upload_url": f"{self.url}{UPLOAD_PATH}{file_id}"}
+
+    def _upload(self, file_id: str, raw: bytes) -> int:
+        with self._lock:
+            file = self.files.get(file_id)
+            if file is None:
+                raise SlackError("file_not_found", status=404)
+            if len(raw) != file.length:
+                raise SlackError(f"length mismatch: announced {file.length}, sent {len(raw)}", status=400)
+            if not raw.startswith(PNG_MAGIC):
+                raise SlackError("not a PNG image", status=400)
+            file.data = raw
+        return len(raw)
+
+    def _complete(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            listed = json.loads(args.get("files") or "")
+        except ValueError:
+            raise SlackError("invalid_arguments", messages=["[ERROR] files must be a JSON array"]) from None
+        if not isinstance(listed, list) or not listed:
+            raise SlackError("invalid_arguments", messages=["[ERROR] files must be a non-empty JSON array"])
+        with self._lock:
+            channel = self._channel_id(args.get("channel_id"), allow_name=False) if args.get("channel_id") else None
+            thread_ts = args.get("thread_ts")
+            if thread_ts is not None and (channel is None or (channel, thread_ts) not in self.history):
+                raise SlackError("invalid_thread_ts")
+            shared = []
+            for item in listed:
+                file = self.files.get(str(item.get("id")))
+                if file is None or file.data is None:
+                    raise SlackError("file_not_found")
+                file.title, file.channel, file.thread_ts, file.completed = item.get("title"), channel, thread_ts, True
+                shared.append({"id": file.id, "name": file.filename, "title": file.title, "mimetype": "image/png",
+                               "size": len(file.data)})
+        return {"files": shared}
 
     def _channel_id(self, channel: Any, *, allow_name: bool) -> str:
         if not channel:
@@ -294,6 +386,10 @@ class SlackServer:
             raise SlackError(exc.error, status=400) from None
         with self._lock:
             self.messages.append(SlackMessage("webhook", body))
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 511  # a burst of deliveries (bench/notify.py's storm) overflows the default backlog of 5
 
 
 _JSON = {"Content-Type": "application/json; charset=utf-8"}

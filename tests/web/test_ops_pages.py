@@ -118,7 +118,8 @@ def test_alert_filters_statuses_and_links(service: ServiceProcess) -> None:
         "detail": f"/alerts/{fired['id']}",
         "run": f"/runs/{project}/r1?step=1#metric-val%2Facc",
         "notifications": f"/notifications?alert={fired['id']}",
-        "silence": fired["links"]["silence"]}
+        "silence": fired["links"]["silence"],
+        "chart": f"/alerts/{fired['id']}/chart.png"}
     silence_link = urlsplit(fired["links"]["silence"])
     assert silence_link.path == "/silences/new"
     assert parse_qs(silence_link.query)["matcher"] == ['alertname="acc-low"', f'project="{project}"', 'run="r1"',

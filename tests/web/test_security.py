@@ -22,9 +22,10 @@ from tests.web.session import form_token, logged_in
 
 OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
-        ("GET", "/redoc"), ("GET", "/login"), ("POST", "/login")}
+        ("GET", "/redoc"), ("GET", "/login"), ("POST", "/login"), ("GET", "/charts/{alert_id}.png")}
 """What anyone may reach: health and readiness, Prometheus' scrape target (counts only, as Alertmanager's),
-the API's schema and docs, and the login form itself."""
+the API's schema and docs, the login form itself, and alert charts behind signed URLs (the URL is the
+credential: 403 without a valid one, tests/charts/test_delivery_channels.py)."""
 
 HOSTILE = "<script>alert(1)</script>"
 

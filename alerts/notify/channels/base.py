@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +38,38 @@ class ChannelConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
     """Deliveries in flight at once (default ``delivery.concurrency``), e.g. 4 for an SMTP relay that
     limits connections."""
+    charts: bool = True
+    """Slack, email and webhooks attach a chart of the alerts' series (`charts:` settings; webhooks a
+    `chart_url`); `false` leaves it out."""
+
+
+@dataclass(frozen=True)
+class ChartImage:
+    """The chart of one notification: a PNG, and words for those who cannot see it."""
+
+    png: bytes
+    alt_text: str
+
+
+@dataclass(frozen=True)
+class ChartSkipped:
+    """No chart this time, for a reason the message states (``"chart not ready in time"``)."""
+
+    reason: str
+
+
+class ChartSource(Protocol):
+    """What channels need of the service's charts (``alerts/charts/service.py``)."""
+
+    async def for_notification(self, alerts: Sequence[Mapping[str, Any]]) -> ChartImage | ChartSkipped | None:
+        """The notification's chart within the configured bound; None when there is nothing to draw."""
+
+    def chart_url(self, alert: Mapping[str, Any]) -> str | None:
+        """The signed URL of the alert's chart, decided without drawing; None if it cannot have one."""
+
+    @property
+    def urls_reachable(self) -> bool:
+        """Whether services elsewhere (Slack) can fetch :meth:`chart_url`: ``public_url`` is not loopback."""
 
 
 @dataclass
@@ -46,6 +79,12 @@ class ChannelContext:
     timeout: float
     public_url: str
     store: Store
+    charts: ChartSource | None = None
+    """Charts of the alerts; None when charts are off (or where no service runs, as in ``send-test``)."""
+
+    def charts_for(self, config: ChannelConfig) -> ChartSource | None:
+        """The charts a channel with ``config`` attaches: none when its config says ``charts: false``."""
+        return self.charts if config.charts else None
 
     async def recall(self, channel: str, key: str) -> Any | None:
         """A value the channel stored under ``key`` (e.g. the Slack message ts of an alert group)."""
@@ -62,6 +101,10 @@ class Channel(ABC):
     honouring ``retry_after``) or :class:`~alerts.errors.PermanentDeliveryError` (record, stop).
     Messages of those errors must never contain a secret (token, password, signing key, full URL).
     """
+
+    draws_charts = False
+    """``send`` waits for chart images (Slack, email), so the service starts its chart workers at start-up
+    rather than at the first alert (whose chart would then miss ``charts.timeout``)."""
 
     keeps_incidents = False
     """The destination opens an incident per alert group and keeps it open until told resolved

@@ -1,5 +1,9 @@
 """The ``email`` channel: one multipart/alternative mail (text + HTML) per notification over SMTP.
 
+With a chart (``charts:``), the HTML part becomes multipart/related: the HTML shows the PNG inline
+(``<img src="cid:...">``) and the image travels beside it with that ``Content-ID``; the text part is the
+same as without. A chart not ready within ``charts.timeout`` is left out, and the HTML says so.
+
 One thread per alert group: every mail carries ``Message-ID: <delivery id@runwatch>``, stable across
 retries, so a retried send can never open a second thread (and mail clients that deduplicate by
 Message-ID drop the copy). The first mail delivered for a group is the thread's root; its Message-ID is
@@ -28,7 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from alerts.durations import Duration
 from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped
 
 log = logging.getLogger("alerts.notify.email")
 
@@ -155,11 +159,18 @@ def message_id(delivery_id: str) -> str:
     return f"<{delivery_id}@{MESSAGE_ID_DOMAIN}>"
 
 
+def chart_content_id(delivery_id: str) -> str:
+    """The Content-ID of a notification's chart (without the angle brackets): the HTML's ``cid:`` target."""
+    return f"chart.{delivery_id}@{MESSAGE_ID_DOMAIN}"
+
+
 class EmailChannel(Channel):
     def __init__(self, name: str, config: EmailConfig, context: ChannelContext) -> None:
         super().__init__(name)
         self._config = config
         self._context = context
+        self._charts = context.charts_for(config)
+        self.draws_charts = self._charts is not None
         self._timeout = config.smtp.timeout or context.timeout
         self._sender = envelope_address(config.from_)
         self._recipients = [envelope_address(address) for address in config.to]
@@ -171,13 +182,16 @@ class EmailChannel(Channel):
             log.warning("%s: smtp.tls is none: the SMTP password is sent unencrypted", name)
 
     async def send(self, notification: Notification) -> None:
+        # Before the group's lock: the group's other mails need not wait for this one's chart.
+        chart = await self._charts.for_notification(notification.message["alerts"]) if self._charts else None
         lock = self._locks.get(notification.group_key)
         if lock is None:
             lock = self._locks[notification.group_key] = asyncio.Lock()
         async with lock:
             root = await self._context.recall(self.name, notification.group_key)
             root = root if isinstance(root, str) and root != message_id(notification.id) else None
-            mail = compose(notification, self._config, thread_root=root, public_url=self._context.public_url)
+            mail = compose(notification, self._config, thread_root=root, public_url=self._context.public_url,
+                           chart=chart)
             await self._submit(mail)
             if root is None:
                 await self._remember_root(notification)
@@ -311,8 +325,9 @@ def _code(code: int, reply: str) -> str:
 # -- the message ------------------------------------------------------------------------------------
 
 def compose(notification: Notification, config: EmailConfig, *, thread_root: str | None = None,
-            public_url: str = "") -> EmailMessage:
-    """The mail of one notification; the same notification always gives the same headers."""
+            public_url: str = "", chart: ChartImage | ChartSkipped | None = None) -> EmailMessage:
+    """The mail of one notification; the same notification always gives the same headers. A chart
+    image is shown inline in the HTML part; a skipped one is mentioned there."""
     message = notification.message
     mail = EmailMessage()
     mail["From"] = config.from_
@@ -327,7 +342,15 @@ def compose(notification: Notification, config: EmailConfig, *, thread_root: str
     for name, value in config.headers.items():
         mail[name] = value
     mail.set_content(render_text(message, max_alerts=config.max_alerts, public_url=public_url))
-    mail.add_alternative(render_html(message, max_alerts=config.max_alerts, public_url=public_url), subtype="html")
+    inline = (chart_content_id(notification.id), chart.alt_text) if isinstance(chart, ChartImage) else None
+    mail.add_alternative(render_html(message, max_alerts=config.max_alerts, public_url=public_url, chart=inline,
+                                     chart_note=chart.reason if isinstance(chart, ChartSkipped) else None),
+                         subtype="html")
+    if isinstance(chart, ChartImage) and inline is not None:
+        for part in mail.iter_parts():  # the HTML part becomes multipart/related: the HTML, then the image
+            if part.get_content_type() == "text/html":
+                part.add_related(chart.png, maintype="image", subtype="png", cid=f"<{inline[0]}>",
+                                 disposition="inline", filename="chart.png")
     return mail
 
 
@@ -425,7 +448,10 @@ def _link(url: Any, label: str) -> str:
 _CELL = "padding:6px 8px;border:1px solid #d0d7de;vertical-align:top;text-align:left"
 
 
-def render_html(message: dict[str, Any], *, max_alerts: int, public_url: str = "") -> str:
+def render_html(message: dict[str, Any], *, max_alerts: int, public_url: str = "",
+                chart: tuple[str, str] | None = None, chart_note: str | None = None) -> str:
+    """The HTML part; ``chart`` is (Content-ID, alt text) of an inline chart, ``chart_note`` the line shown
+    instead of one."""
     shown, more = _shown(message, max_alerts)
     resolved = message["status"] == "resolved"
     colour = "#1a7f37" if resolved else "#cf222e"
@@ -440,11 +466,22 @@ def render_html(message: dict[str, Any], *, max_alerts: int, public_url: str = "
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
         '<body style="font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#1f2328">'
         f'<h2 style="color:{colour};font-size:18px">{_e(_heading(message))}</h2>'
+        f"{_chart_html(chart, chart_note)}"
         '<table style="border-collapse:collapse" cellspacing="0">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<p style="color:#656d76;font-size:12px">{footer}</p>'
         "</body></html>\n"
     )
+
+
+def _chart_html(chart: tuple[str, str] | None, note: str | None) -> str:
+    if chart is not None:
+        content_id, alt_text = chart
+        return (f'<p><img src="cid:{_e(content_id)}" alt="{_e(alt_text)}" width="800" '
+                'style="display:block;max-width:100%;height:auto;border:1px solid #d0d7de"></p>')
+    if note:
+        return f'<p style="color:#656d76;font-size:12px;font-style:italic">{_e(note)}</p>'
+    return ""
 
 
 def _html_row(alert: dict[str, Any]) -> str:

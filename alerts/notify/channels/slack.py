@@ -4,6 +4,14 @@ Webhook mode posts one message per notification. Bot-token mode keeps one living
 group: the first notification posts it (its channel and ``ts`` are remembered durably), later ones
 ``chat.update`` it and add a thread reply saying what changed; a group that fires again after it was
 resolved starts a new message. slack-sdk's own retry handlers are off: only the retry stage retries.
+
+Charts (``charts:``): in bot-token mode the notification's chart is uploaded into the message's thread
+(``files_upload_v2``: the bot needs the ``files:write`` scope) right after the message is posted or
+updated; a chart not ready within ``charts.timeout`` is left out and the message ends with a line saying
+so. A retried notification whose message went out never uploads again, and a failed upload is logged,
+never a failed delivery.
+In webhook mode Slack must fetch the image itself: an image block with the chart's signed URL when
+``server.public_url`` is an address Slack can reach (not loopback), no image otherwise.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from alerts.durations import Duration
-from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
+from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped
 
 log = logging.getLogger("alerts.notify.slack")
 
@@ -33,6 +41,7 @@ MAX_BLOCKS = 50
 MAX_HEADER_CHARS = 150
 MAX_SECTION_CHARS = 3000
 MAX_FALLBACK_CHARS = 3000
+MAX_ALT_TEXT_CHARS = 2000
 _BLOCKS_PER_ALERT = 2  # a section and a context block
 MAX_ALERTS_SHOWN = (MAX_BLOCKS - 2) // _BLOCKS_PER_ALERT  # room for the header and the "…and N more" line
 
@@ -127,6 +136,9 @@ class SlackChannel(Channel):
         super().__init__(name)
         self._config = config
         self._context = context
+        self._charts = context.charts_for(config)
+        # Webhook mode draws only for image blocks, which need a public_url that Slack can reach.
+        self.draws_charts = self._charts is not None and (config.webhook_url is None or self._charts.urls_reachable)
         self._timeout = config.timeout or context.timeout
         secrets = [config.token.get_secret_value() if config.token else ""]
         if config.webhook_url is not None:
@@ -167,6 +179,9 @@ class SlackChannel(Channel):
             self._webhook = AsyncWebhookClient(self._config.webhook_url.get_secret_value(), timeout=self._int_timeout,
                                                session=self._http(), logger=self._sdk_log, retry_handlers=[])
         blocks, text = render(notification.message, max_alerts=self._config.max_alerts)
+        chart = await self._chart_block(notification.message["alerts"])
+        if chart is not None and len(blocks) < MAX_BLOCKS:
+            blocks.append(chart)
         try:
             response = await self._webhook.send_dict(self._extras({"text": text, "blocks": blocks}))
         except Exception as exc:
@@ -180,45 +195,99 @@ class SlackChannel(Channel):
             raise RecoverableDeliveryError(f"{self.name}: {detail}", retry_after=_retry_after(response.headers))
         raise PermanentDeliveryError(f"{self.name}: {detail}")
 
+    async def _chart_block(self, alerts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """An image block of the first alert's chart that Slack can fetch, or a line saying it is not ready."""
+        charts = self._charts
+        if charts is None or not charts.urls_reachable:
+            return None
+        for alert in alerts:
+            url = charts.chart_url(alert)
+            if url is None:
+                continue
+            # Drawn now, within the bound: Slack fetches the URL as it takes the message, and a URL that
+            # does not answer an image in time would make it refuse the whole message.
+            chart = await charts.for_notification([alert])
+            if isinstance(chart, ChartImage):
+                return {"type": "image", "image_url": url, "alt_text": truncate(chart.alt_text, MAX_ALT_TEXT_CHARS)}
+            return _note_block(chart.reason) if isinstance(chart, ChartSkipped) else None
+        return None
+
     # -- bot-token mode ----------------------------------------------------------------------------
 
     async def _send_bot(self, notification: Notification) -> None:
-        message = notification.message
-        blocks, text = render(message, max_alerts=self._config.max_alerts)
         state = await self._context.recall(self.name, notification.group_key)
         if isinstance(state, dict) and state.get("delivery") == notification.id:
-            return  # done on an earlier attempt whose success was remembered but not recorded
+            # Done on an earlier attempt whose success was remembered but not recorded. Its chart was
+            # uploaded then, or was lost with that attempt: never a second copy.
+            return
+        chart = await self._charts.for_notification(notification.message["alerts"]) if self._charts else None
+        blocks, text = render(notification.message, max_alerts=self._config.max_alerts)
+        if isinstance(chart, ChartSkipped) and len(blocks) < MAX_BLOCKS:
+            blocks.append(_note_block(chart.reason))
+        channel, ts = await self._post_or_update(notification, state, blocks, text)
+        if isinstance(chart, ChartImage):
+            await self._attach_chart(channel, ts, chart)
+
+    async def _post_or_update(self, notification: Notification, state: Any, blocks: list[dict[str, Any]],
+                              text: str) -> tuple[str, str]:
+        """Post the group's message or update it (with a thread reply saying what changed); its (channel, ts)."""
+        message = notification.message
         reopened = isinstance(state, dict) and state.get("status") == "resolved" and message["status"] == "firing"
         if not isinstance(state, dict) or reopened:
-            await self._post_new(notification, blocks, text)
-            return
+            return await self._post_new(notification, blocks, text)
         try:
             await self._call("chat.update", channel=state["channel"], ts=state["ts"], text=text, blocks=blocks)
         except _MessageGone:
             log.info("%s: message of group %s is gone; posting a new one", self.name, notification.group_key)
-            await self._post_new(notification, blocks, text)
-            return
+            return await self._post_new(notification, blocks, text)
         summary = change_summary(message, max_alerts=self._config.max_alerts)
         await self._call("chat.postMessage", **self._extras({"channel": state["channel"], "thread_ts": state["ts"],
                                                              "text": summary}))
         await self._context.remember(self.name, notification.group_key,
                                      {**state, "status": message["status"], "delivery": notification.id})
+        return state["channel"], state["ts"]
 
-    async def _post_new(self, notification: Notification, blocks: list[dict[str, Any]], text: str) -> None:
+    async def _post_new(self, notification: Notification, blocks: list[dict[str, Any]],
+                        text: str) -> tuple[str, str]:
         data = await self._call("chat.postMessage", **self._extras({"channel": self._config.channel,
                                                                     "text": text, "blocks": blocks}))
         await self._context.remember(self.name, notification.group_key, {
             "channel": data["channel"], "ts": data["ts"], "status": notification.message["status"],
             "delivery": notification.id})
+        return data["channel"], data["ts"]
 
-    async def _call(self, method: str, **arguments: Any) -> dict[str, Any]:
+    async def _attach_chart(self, channel: str, ts: str, chart: ChartImage) -> None:
+        """The chart into the message's thread. The message is out and remembered: a failure here is
+        logged, never retried (a retry would post the message again)."""
+        try:
+            await self._upload(channel, ts, chart)
+        except DeliveryError as exc:
+            log.warning("%s: the chart did not reach Slack (%s)", self.name, exc)
+
+    async def _upload(self, channel: str, ts: str, chart: ChartImage) -> None:
+        web = self._web_client()
+        try:
+            await web.files_upload_v2(filename="chart.png", content=chart.png, title=chart.alt_text,
+                                      alt_txt=truncate(chart.alt_text, MAX_ALT_TEXT_CHARS), channel=channel,
+                                      thread_ts=ts)
+        except SlackApiError as exc:  # the step that failed: files.getUploadURLExternal or .completeUploadExternal
+            step = str(getattr(exc.response, "api_url", "") or "files.upload").rsplit("/", 1)[-1]
+            raise self._api_error(step, exc) from None
+        except Exception as exc:
+            raise self._transport_error(exc) from None
+
+    def _web_client(self) -> AsyncWebClient:
         if self._web is None:
             assert self._config.token is not None
             self._web = AsyncWebClient(token=self._config.token.get_secret_value(), timeout=self._int_timeout,
                                        base_url=self._config.base_url or AsyncWebClient.BASE_URL,
                                        session=self._http(), logger=self._sdk_log, retry_handlers=[])
+        return self._web
+
+    async def _call(self, method: str, **arguments: Any) -> dict[str, Any]:
+        web = self._web_client()
         try:
-            response = await self._web.api_call(method, json=arguments)
+            response = await web.api_call(method, json=arguments)
         except SlackApiError as exc:
             raise self._api_error(method, exc) from None
         except Exception as exc:
@@ -265,6 +334,11 @@ class SlackChannel(Channel):
         if self._config.icon_emoji:
             body["icon_emoji"] = self._config.icon_emoji
         return body
+
+
+def _note_block(note: str) -> dict[str, Any]:
+    """A small italic line at the end of the message ("chart not ready in time")."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"_{escape(note)}_"}]}
 
 
 def _retry_after(headers: Any) -> float | None:

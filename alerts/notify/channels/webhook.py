@@ -215,6 +215,7 @@ class WebhookChannel(Channel):
         self._preset = preset
         self.keeps_incidents = preset is not None and preset.incidents
         self._context = context if self.keeps_incidents else None
+        self._charts = context.charts_for(config) if context is not None else None
         # Notifications of one group are delivered concurrently: serialise recall → send → remember.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         url = config.url or (preset.url if preset is not None else None)
@@ -245,11 +246,14 @@ class WebhookChannel(Channel):
         self._http = HttpSender(url, timeout=config.timeout or timeout)
 
     def _shown(self, notification: Notification) -> tuple[list[dict[str, Any]], int]:
-        """The alerts this channel shows (``max_alerts``) and how many of the group's it leaves out."""
+        """The alerts this channel shows (``max_alerts``), each with its ``chart_url``, and how many of the
+        group's it leaves out."""
         message = notification.message
         alerts = message["alerts"]
         limit = self._config.max_alerts
         shown = alerts[:limit] if limit else alerts
+        charts = self._charts
+        shown = [{**alert, "chart_url": charts.chart_url(alert) if charts is not None else None} for alert in shown]
         return shown, message.get("truncated_alerts", 0) + len(alerts) - len(shown)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
@@ -360,7 +364,7 @@ def _annotations(alert: dict[str, Any]) -> dict[str, str]:
     if alert.get("annotations") is not None:  # a Prometheus alert: its own annotations, as posted
         return {"summary": alert["title"], "description": alert["text"], **alert["annotations"]}
     found = {"summary": alert["title"], "description": alert["text"]}
-    for key in ("metric", "value", "threshold", "step", "resolved_reason"):
+    for key in ("metric", "value", "threshold", "step", "resolved_reason", "chart_url"):
         if alert.get(key) is not None:
             found[key] = str(alert[key])
     return found

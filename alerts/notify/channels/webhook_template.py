@@ -3,7 +3,8 @@
 The context is the notification the plain webhook would send (SPEC §7) plus what providers need:
 
     status            "firing" (any alert of the group fires) or "resolved"
-    alerts            the alert objects (SPEC §7 fields), after the channel's ``max_alerts``
+    alerts            the alert objects (SPEC §7 fields and ``chart_url``: the signed URL of the alert's
+                      chart, or null), after the channel's ``max_alerts``
     firing, resolved  the same alerts split by their status
     truncated_alerts  how many alerts of the group are not in ``alerts``
     group_labels      the labels that make the group;  common_labels: the labels every alert shares
@@ -239,7 +240,9 @@ def sample_contexts(options: Mapping[str, Any] | None = None) -> list[dict[str, 
         if status == "resolved":
             rule.status, rule.ends_at, rule.resolved_reason = AlertStatus.RESOLVED, 1.8e9 + 60, "metric recovered"
             event.status, event.ends_at = AlertStatus.RESOLVED, 1.8e9 + 60
-        alerts = [alert_object(rule, run, SAMPLE_PUBLIC_URL), alert_object(event, run, SAMPLE_PUBLIC_URL)]
+        chart_url = f"{SAMPLE_PUBLIC_URL}/charts/{rule.id}.png?exp=1800086400&sig={'0' * 64}"
+        alerts = [{**alert_object(rule, run, SAMPLE_PUBLIC_URL), "chart_url": chart_url},
+                  {**alert_object(event, run, SAMPLE_PUBLIC_URL), "chart_url": None}]
         message = {"status": status, "group_labels": group_labels, "alerts": alerts, "truncated_alerts": 0}
         found.append(context(channel="sample-channel", group_key=key, message=message, alerts=alerts, truncated=1,
                              public_url=SAMPLE_PUBLIC_URL, options=options))

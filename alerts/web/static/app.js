@@ -399,7 +399,25 @@
     });
   }
 
+  /* An alert's chart that does not exist after all (its run stored no point of the metric) leaves a note
+   * where its image would be, never a broken image. Errors do not bubble: listen in the capture phase,
+   * and look once more at load for images that failed before this script ran. */
+  function noChart(img) {
+    var note = document.createElement("span");
+    note.className = "muted no-chart";
+    note.textContent = "no chart";
+    (img.closest("a.alert-chart") || img).replaceWith(note);
+  }
+
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (img instanceof HTMLImageElement && img.classList.contains("alert-chart")) noChart(img);
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("img.alert-chart").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0) noChart(img);
+    });
     drawMedia(document.getElementById("media"));  // synchronous: drawn before charts-drawn is set
     var run = document.getElementById("charts");
     if (run) setup(run, function () { return [{label: "value", url: run.dataset.seriesUrl}]; });

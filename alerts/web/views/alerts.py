@@ -3,22 +3,31 @@
 Rows are the API's alert objects (``alerts.presentation.alert_object``, with ``silenced_by`` as in
 ``GET /api/v1/alerts``) plus ``display_status`` and the links a row needs. Pending alerts are not
 stored (a series becomes an alert when it fires): they come from the rule engine's live state.
+
+``/alerts/{alert_id}/chart.png`` is an alert's chart (``service.charts``, the image notifications carry)
+for the session's browser; a row links it only when the alert can have one, so the page shows no
+broken images. Notifications use the signed ``/charts/{alert_id}.png`` instead, which needs no login.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
+from alerts.charts.service import may_have_chart
 from alerts.model import Alert, AlertSource, Run, Severity, fingerprint
 from alerts.presentation import alert_object, iso, run_url
 from alerts.rules.engine import ActiveSeries
+from alerts.service import Service
 from alerts.silence.matchers import Matcher
-from alerts.web.views.base import PageContext, Pages
+from alerts.web.views.base import PageContext, Pages, bearer_viewer, find_viewer, login_redirect
 from alerts.web.views.notifications import notification_rows
 
 pages = Pages()
@@ -48,15 +57,20 @@ def silence_link(labels: Mapping[str, str]) -> str:
     return f"/silences/new?{urlencode(matchers)}"
 
 
-def alert_row(shown: dict[str, Any], silenced_by: list[str]) -> dict[str, Any]:
-    """An alert object as a dashboard row: ``silenced_by``, ``display_status`` and ``links`` added."""
+def alert_row(shown: dict[str, Any], silenced_by: list[str], *, charts: bool = False) -> dict[str, Any]:
+    """An alert object as a dashboard row: ``silenced_by``, ``display_status`` and ``links`` added.
+
+    ``links.chart`` is set only for a stored alert that can have a chart while ``charts`` are on: a rule's
+    alert, or an ``alert()`` call that named a ``chart=`` metric (never a Prometheus alert)."""
     status = shown["status"]
     run = shown["run"]
+    detail = f"/alerts/{quote(shown['id'], safe='')}" if shown["id"] else None
     links: dict[str, str | None] = {
-        "detail": f"/alerts/{quote(shown['id'], safe='')}" if shown["id"] else None,
+        "detail": detail,
         "run": run_link(shown["project"], run["id"], shown["step"], shown["metric"]) if run else None,
         "notifications": f"/notifications?{urlencode({'alert': shown['id']})}" if shown["id"] else None,
         "silence": silence_link(shown["labels"]),
+        "chart": f"{detail}/chart.png" if detail and charts and may_have_chart(shown) else None,
     }
     display = "silenced" if silenced_by and status in ("firing", "pending") else status
     return {**shown, "silenced_by": silenced_by, "display_status": display, "links": links}
@@ -66,7 +80,7 @@ def stored_row(alert: Alert, run: Run | None, public_url: str, now: float, ctx: 
     shown = alert_object(alert, run, public_url)
     shown["created_at"] = iso(alert.created_at) if alert.created_at else None
     shown["client_id"] = alert.client_id
-    return alert_row(shown, ctx.service.silences.silencer.muting(alert.labels, now))
+    return alert_row(shown, ctx.service.silences.silencer.muting(alert.labels, now), charts=ctx.service.charts.enabled)
 
 
 def pending_row(series: ActiveSeries, run: Run | None, public_url: str, now: float,
@@ -160,3 +174,39 @@ async def alert(ctx: PageContext) -> dict[str, Any]:
     row = stored_row(found, runs.get(found.run_pk) if found.run_pk is not None else None, ctx.service.public_url,
                      time.time(), ctx)
     return {"alert": row, "notifications": await notification_rows(ctx, alert_id=found.id)}
+
+
+CHART_HEADERS = {
+    # The chart follows the alert's state (a firing alert's series grows): the browser asks again each
+    # time, and the ETag spares it the bytes when nothing changed.
+    "Cache-Control": "private, no-cache",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+async def alert_chart(request: Request) -> Response:
+    """``GET /alerts/{alert_id}/chart.png``: the alert's chart for a logged-in browser (or a bearer key)
+    that may see its project (else 403); 404 when it has none (no points stored, charts off, a Prometheus
+    alert). Anonymous: to the login form, as the pages."""
+    service: Service = request.app.state.service
+    viewer = await find_viewer(request) or await bearer_viewer(request, service)
+    if viewer is None:
+        return login_redirect(request)  # as the pages do: a person who opened the image comes back to it
+    alert_id = request.path_params["alert_id"]
+    found = await service.store.get_alert(alert_id)
+    if found is None:
+        return Response(f"unknown alert {alert_id}", status_code=404, media_type="text/plain")
+    if not viewer.may_see(found.project):
+        return Response(f"this login may not see project {found.project!r}", status_code=403,
+                        media_type="text/plain")
+    png = await service.charts.for_alert(found.id)
+    if png is None:
+        return Response(f"alert {found.id} has no chart", status_code=404, media_type="text/plain")
+    etag = f'"{hashlib.sha256(png).hexdigest()[:32]}"'
+    headers = {**CHART_HEADERS, "ETag": etag}
+    if etag in request.headers.get("If-None-Match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+pages.router.add_route("/alerts/{alert_id}/chart.png", alert_chart, methods=["GET"], name="alert-chart")
