@@ -126,6 +126,9 @@ class Charts:
         self._pool: ProcessPoolExecutor | None = None
         self._cache = _Cache(int(settings.cache_bytes))
         self._drawing: dict[Key, asyncio.Task[ChartImage | None]] = {}
+        self._viewers = asyncio.Semaphore(1)
+        """Charts for a person or Slack (:meth:`for_alert`) are drawn one at a time: a page of undrawn
+        thumbnails waits here, not in the workers' queue ahead of notifications."""
         self._chart_seconds = _FIRST_GUESS
         self._logged_error_at = -_ERROR_LOG_INTERVAL
 
@@ -202,21 +205,35 @@ class Charts:
         known, image = self._cache.get(key)
         if known:
             return image
-        task = self._drawing.get(key)
-        if task is None:
-            if not queue_anyway and self._backlogged(wait):
-                return ChartSkipped(NOT_READY)
-            task = asyncio.create_task(self._make(key, alerts), name="chart")
-            self._drawing[key] = task
-            task.add_done_callback(lambda done: self._drawn(key, done))
         try:
-            # shield: past the bound the drawing goes on and fills the cache for the next reader.
-            return await asyncio.wait_for(asyncio.shield(task), wait)
+            async with asyncio.timeout(wait):
+                task = self._drawing.get(key)
+                if task is None and queue_anyway:
+                    return await self._for_viewer(key, alerts)
+                if task is None:
+                    if self._backlogged(wait):
+                        return ChartSkipped(NOT_READY)
+                    task = self._start(key, alerts)
+                # shield: past the bound the drawing goes on and fills the cache for the next reader.
+                return await asyncio.shield(task)
         except TimeoutError:
             log.debug("chart of %d alert(s) not ready within %gs", len(alerts), wait)
             return ChartSkipped(NOT_READY)
         except Exception:  # logged by _drawn; a chart never fails a delivery
             return None
+
+    async def _for_viewer(self, key: Key, alerts: list[Mapping[str, Any]]) -> ChartImage | None:
+        async with self._viewers:
+            known, image = self._cache.get(key)  # drawn while this waited its turn
+            if known:
+                return image
+            return await asyncio.shield(self._drawing.get(key) or self._start(key, alerts))
+
+    def _start(self, key: Key, alerts: list[Mapping[str, Any]]) -> asyncio.Task[ChartImage | None]:
+        task = asyncio.create_task(self._make(key, alerts), name="chart")
+        self._drawing[key] = task
+        task.add_done_callback(lambda done: self._drawn(key, done))
+        return task
 
     def _backlogged(self, wait: float) -> bool:
         """Whether a new chart would wait too long behind those under way (reading or drawing): past

@@ -3,6 +3,7 @@ against the local Slack server when a notification is retried or the upload fail
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from alerts.charts.service import _Cache, _loopback, may_have_chart
+from alerts.charts.service import Charts, _Cache, _loopback, may_have_chart
 from alerts.charts.signing import UrlSigner, load_secret
+from alerts.config.settings import ChartsSettings
 from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext, ChartImage, ChartSkipped
 from alerts.notify.channels.slack import SlackChannel, SlackConfig
@@ -75,6 +77,39 @@ def test_which_alerts_may_have_a_chart() -> None:
 ])
 def test_loopback_public_urls_are_not_fetchable_by_slack(url: str, loopback: bool) -> None:
     assert _loopback(url) is loopback
+
+
+async def test_viewers_charts_never_queue_ahead_of_notifications(sqlite_store: Store) -> None:
+    """A page of undrawn thumbnails asks for many charts at once: they are drawn one at a time, so a
+    notification's chart still finds the workers free enough to be drawn (not skipped as backlogged)."""
+    charts = Charts(ChartsSettings(workers=1), sqlite_store, rules=list, public_url="http://dash.example")
+    await charts.start()
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def make(key: Any, alerts: list[Mapping[str, Any]]) -> ChartImage:  # the drawing, held until released
+        started.append(str(alerts[0]["id"]))
+        await release.wait()
+        return ChartImage(PNG, alt_text="chart")
+
+    charts._make = make  # type: ignore[method-assign]  # the scheduling is under test, not the drawing
+
+    def alert(alert_id: str) -> dict[str, Any]:
+        return {"id": alert_id, "status": "firing", "step": 3, "source": "rule", "run": {"id": "r1"}}
+
+    page = [asyncio.create_task(charts._chart([alert(f"viewed-{i}")], wait=30, queue_anyway=True)) for i in range(6)]
+    await asyncio.sleep(0.2)
+    assert started == ["viewed-0"]
+    notified = asyncio.create_task(charts.for_notification([alert("notified")]))
+    async with asyncio.timeout(30):
+        while len(started) < 2 and not notified.done():
+            await asyncio.sleep(0.01)
+    assert started == ["viewed-0", "notified"]
+    release.set()
+    assert isinstance(await notified, ChartImage)
+    assert all(isinstance(image, ChartImage) for image in await asyncio.gather(*page))
+    assert sorted(started) == sorted(["notified", *(f"viewed-{i}" for i in range(6))])
+    await charts.stop()
 
 
 def test_the_cache_is_bounded_in_bytes_and_keeps_the_recently_used() -> None:
