@@ -80,6 +80,15 @@ async def store(storage_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh SQLite store (migrated) in the test's folder, for tests that need one backend only."""
+    store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    await store.open()
+    yield store
+    await store.close()
+
+
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A CA and a server certificate for the SMTP servers' TLS (the channel trusts the CA by ``ca_file``)."""

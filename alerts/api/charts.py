@@ -33,13 +33,19 @@ async def alert_chart(alert_id: str, service: CurrentService, request: Request,
     charts = service.charts
     if not charts.url_valid(alert_id, exp, sig):
         raise HTTPException(403, _FORBIDDEN)
-    if await service.store.get_alert(alert_id) is None:
+    found = await service.store.get_alert(alert_id)
+    if found is None:
         raise HTTPException(404, "unknown alert")
-    png = await charts.for_alert(alert_id)
+    png = await charts.for_alert(found)
     if png is None:
         raise HTTPException(404, "no chart for this alert")
+    return png_answer(png, request, cache_control=f"private, max-age={_MAX_AGE}")
+
+
+def png_answer(png: bytes, request: Request, *, cache_control: str) -> Response:
+    """A chart's PNG with an ETag, or 304 when the browser already holds these bytes."""
     etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": f"private, max-age={_MAX_AGE}", "ETag": etag, "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("If-None-Match") == etag:
+    headers = {"Cache-Control": cache_control, "ETag": etag, "X-Content-Type-Options": "nosniff"}
+    if etag in request.headers.get("If-None-Match", ""):
         return Response(status_code=304, headers=headers)
     return Response(png, media_type="image/png", headers=headers)

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from alerts.charts import worker
 from alerts.charts.signing import UrlSigner, load_secret
+from alerts.model import Alert
 from alerts.notify.channels.base import ChartImage, ChartSkipped
 from alerts.presentation import alert_object
 from alerts.storage.base import Store
@@ -183,12 +184,10 @@ class Charts:
 
     # -- what the chart URL and the dashboard use -----------------------------------------------------
 
-    async def for_alert(self, alert_id: str) -> bytes | None:
-        """The PNG of one alert in its current state (cached), or None: unknown alert, no chart, charts off."""
+    async def for_alert(self, alert: Alert) -> bytes | None:
+        """The PNG of a stored alert in its current state (cached), or None: no chart, charts off. The
+        caller has looked the alert up (and checked who may see it)."""
         if not self.enabled:
-            return None
-        alert = await self._store.get_alert(alert_id)
-        if alert is None:
             return None
         runs = await self._store.get_runs_by_pk([alert.run_pk]) if alert.run_pk is not None else {}
         shown = alert_object(alert, runs.get(alert.run_pk) if alert.run_pk is not None else None, self._public_url)

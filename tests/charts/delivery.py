@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.policy
 import time
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
-from tests.support.slack_server import SlackServer
-from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer
+from tests.support.smtp_server import ReceivedMail, SmtpServer
 from tests.support.waiting import eventually
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -32,37 +29,11 @@ rules:
 """
 
 
-def email_channel(smtp: SmtpServer, certificates: Certificates, **options: Any) -> dict[str, Any]:
-    return {"type": "email", "to": ["oncall@example.com"], "from": "runwatch@example.com",
-            "smtp": {"host": "127.0.0.1", "port": smtp.port, "username": USERNAME, "password": PASSWORD,
-                     "tls": "starttls", "ca_file": str(certificates.ca_file)}, **options}
-
-
-@dataclass
-class Setup:
-    """What a chart delivery test's service sends to: a webhook receiver, the Slack API server, aiosmtpd."""
-
-    service: ServiceProcess
-    key: str
-    hook: WebhookReceiver
-    slack: SlackServer
-    smtp: SmtpServer
-
-
-class _Service(ServiceProcess):
-    extra_env: dict[str, str] = {}
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **self.extra_env}
-
-
 def service_with_rules(workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None) -> ServiceProcess:
     """A started service with :data:`RULES` and ``config`` (and ``env`` added to its environment)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "rules.yaml").write_text(RULES)
-    service = _Service(workdir, config={**config, "rule_files": ["rules.yaml"]})
-    service.extra_env = dict(env or {})
-    return service.start()
+    return ServiceProcess(workdir, config={**config, "rule_files": ["rules.yaml"]}, env=env).start()
 
 
 def start_run(service: ServiceProcess, key: str, run_id: str, name: str | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,11 @@ from alerts.model import Alert, AlertSource, AlertStatus, RunState, Severity
 from alerts.presentation import alert_object
 from alerts.rules.loader import Rule, load_rules
 from alerts.rules.testing import Simulation
-from alerts.storage import Store, open_store
+from alerts.storage import Store
 from tests.charts.pictures import save, write_long_run
 
 URL = "http://runwatch.test"
 Series = Mapping[str, Sequence[float | None]]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'charts.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def simulate(store: Store, folder: Path, rules: str, runs: Mapping[str, Series], *,

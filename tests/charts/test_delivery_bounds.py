@@ -14,8 +14,6 @@ import pytest
 from alerts.charts.worker import TEST_DELAY_ENV
 from tests.charts.delivery import (
     NOT_READY,
-    Setup,
-    email_channel,
     expiry,
     fetch,
     fire,
@@ -23,10 +21,10 @@ from tests.charts.delivery import (
     mails_of,
     service_with_rules,
 )
+from tests.support.channel_servers import Setup, channel_servers
 from tests.support.outbox import wait_settled
-from tests.support.receiver import WebhookReceiver
-from tests.support.slack_server import TOKEN, SlackServer
-from tests.support.smtp_server import Certificates, SmtpServer
+from tests.support.slack_server import TOKEN
+from tests.support.smtp_server import Certificates, SmtpServer, email_channel
 from tests.support.waiting import eventually
 
 BOUND = 1.0
@@ -36,17 +34,16 @@ DRAWING = 120.0
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Setup]:
-    hook, slack, smtp = WebhookReceiver().start(), SlackServer().start(), SmtpServer(certificates).start()
-    config = {
-        "charts": {"timeout": f"{BOUND}s", "url_expiry": "2s"},
-        "channels": {
-            "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
-            "mail": email_channel(smtp, certificates),
-            "hook": {"type": "webhook", "url": hook.url},
-        },
-        "defaults": {"channels": ["slack", "mail", "hook"], "group_wait": "0s"},
-    }
-    try:
+    with channel_servers(certificates) as (hook, slack, smtp):
+        config = {
+            "charts": {"timeout": f"{BOUND}s", "url_expiry": "2s"},
+            "channels": {
+                "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
+                "mail": email_channel(smtp, certificates),
+                "hook": {"type": "webhook", "url": hook.url},
+            },
+            "defaults": {"channels": ["slack", "mail", "hook"], "group_wait": "0s"},
+        }
         # The test hook of alerts/charts/worker.py: every drawing takes DRAWING seconds longer.
         service = service_with_rules(tmp_path_factory.mktemp("chart-bounds"), config,
                                      env={TEST_DELAY_ENV: str(DRAWING)})
@@ -54,9 +51,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) 
             yield Setup(service, service.create_key("vision"), hook, slack, smtp)
         finally:
             service.stop()
-    finally:
-        for server in (hook, slack, smtp):
-            server.stop()
 
 
 def seconds(iso: str) -> float:

@@ -15,8 +15,6 @@ from alerts.charts.signing import UrlSigner, load_secret
 from alerts.storage import open_store
 from tests.charts.delivery import (
     PNG_MAGIC,
-    Setup,
-    email_channel,
     expiry,
     fetch,
     fire,
@@ -29,10 +27,11 @@ from tests.charts.delivery import (
     start_run,
 )
 from tests.service.test_delivery import call
+from tests.support.channel_servers import Setup, channel_servers
 from tests.support.outbox import wait_settled
 from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.slack_server import TOKEN, SlackMessage, SlackServer
-from tests.support.smtp_server import Certificates, SmtpServer
+from tests.support.smtp_server import Certificates, email_channel
 from tests.support.waiting import eventually
 
 PUBLIC_URL = "http://charts.runwatch.test"
@@ -45,34 +44,30 @@ FORBIDDEN = {"detail": "invalid or expired chart link"}
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Setup]:
-    hook, slack, smtp = WebhookReceiver().start(), SlackServer().start(), SmtpServer(certificates).start()
-    receiver = f"http://127.0.0.1:{hook.port}"
-    config = {
-        "server": {"public_url": PUBLIC_URL},
-        # These tests are about what arrives: a bound no busy machine misses (test_delivery_bounds.py
-        # tests the bound).
-        "charts": {"timeout": "60s"},
-        "channels": {
-            "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
-            "slack-hook": {"type": "slack", "webhook_url": slack.webhook_url},
-            "mail": email_channel(smtp, certificates),
-            "mail-plain": email_channel(smtp, certificates, subject_prefix="[plain]", charts=False),
-            "hook": {"type": "webhook", "url": hook.url},
-            "am": {"type": "webhook", "url": f"{receiver}/am", "format": "alertmanager"},
-            "tpl": {"type": "webhook", "url": f"{receiver}/tpl", "template": TEMPLATE},
-            "hook-plain": {"type": "webhook", "url": f"{receiver}/plain", "charts": False},
-        },
-        "defaults": {"channels": CHANNELS, "group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h"},
-    }
-    try:
+    with channel_servers(certificates) as (hook, slack, smtp):
+        receiver = f"http://127.0.0.1:{hook.port}"
+        config = {
+            "server": {"public_url": PUBLIC_URL},
+            # These tests are about what arrives: a bound no busy machine misses (test_delivery_bounds.py
+            # tests the bound).
+            "charts": {"timeout": "60s"},
+            "channels": {
+                "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
+                "slack-hook": {"type": "slack", "webhook_url": slack.webhook_url},
+                "mail": email_channel(smtp, certificates),
+                "mail-plain": email_channel(smtp, certificates, subject_prefix="[plain]", charts=False),
+                "hook": {"type": "webhook", "url": hook.url},
+                "am": {"type": "webhook", "url": f"{receiver}/am", "format": "alertmanager"},
+                "tpl": {"type": "webhook", "url": f"{receiver}/tpl", "template": TEMPLATE},
+                "hook-plain": {"type": "webhook", "url": f"{receiver}/plain", "charts": False},
+            },
+            "defaults": {"channels": CHANNELS, "group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h"},
+        }
         service = service_with_rules(tmp_path_factory.mktemp("chart-delivery"), config)
         try:
             yield Setup(service, service.create_key("vision"), hook, slack, smtp)
         finally:
             service.stop()
-    finally:
-        for server in (hook, slack, smtp):
-            server.stop()
 
 
 @pytest.fixture(scope="module")

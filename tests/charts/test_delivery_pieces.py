@@ -7,8 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -19,18 +18,10 @@ from alerts.config.settings import ChartsSettings
 from alerts.model import Notification
 from alerts.notify.channels.base import ChannelContext, ChartImage, ChartSkipped
 from alerts.notify.channels.slack import SlackChannel, SlackConfig
-from alerts.storage import Store, open_store
+from alerts.storage import Store
 from tests.support.slack_server import TOKEN, SlackServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'alerts.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 # -- signed URLs --------------------------------------------------------------------------------------

@@ -7,19 +7,17 @@ from __future__ import annotations
 import io
 import math
 import pickle
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from alerts.charts.data import ChartData, Line, Marker, Panel, Trace, chart_data
 from alerts.charts.render import BACKGROUND, FIRED, HEIGHT, NONFINITE, THRESHOLD, WIDTH, colour_of, render, render_png
 from alerts.model import Alert, AlertSource, AlertStatus, Severity
 from alerts.presentation import alert_object
-from alerts.storage import Store, open_store
+from alerts.storage import Store
 from tests.charts.pictures import column_share, decode, found_near, row_share, save, write_long_run
 
 STEPS = tuple(float(step) for step in range(100))
@@ -33,14 +31,6 @@ def chart(*panels: Panel, **fields: object) -> ChartData:
 
 def accuracy(**fields: object) -> Panel:
     return Panel(title="", traces=(Trace("val/acc", 0, STEPS, VALUES),), **fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'charts.db'}")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def test_the_threshold_line_is_drawn_along_its_row(tmp_path: Path) -> None:

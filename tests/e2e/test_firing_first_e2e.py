@@ -10,18 +10,17 @@ said "resolved": a green message for a loss that diverged.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.sdk_process import Script, find_run, get_run, run_script, sdk_env
+from tests.support.channel_servers import Setup, channel_servers
 from tests.support.outbox import wait_settled
-from tests.support.receiver import WebhookReceiver
-from tests.support.service import ServiceProcess, running_service
-from tests.support.slack_server import TOKEN, SlackMessage, SlackServer
-from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer
+from tests.support.service import running_service
+from tests.support.slack_server import TOKEN, SlackMessage
+from tests.support.smtp_server import Certificates, ReceivedMail, email_channel
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,41 +38,26 @@ rules:
 CHANNELS = ("hook", "slack", "mail")
 
 
-@dataclass
-class Setup:
-    service: ServiceProcess
-    key: str
-    hook: WebhookReceiver
-    slack: SlackServer
-    smtp: SmtpServer
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Setup]:
-    hook, slack, smtp = WebhookReceiver().start(), SlackServer().start(), SmtpServer(certificates).start()
     workdir = tmp_path_factory.mktemp("firing-first")
     (workdir / "rules.yaml").write_text(RULES)
-    config = {
-        "rule_files": [str(workdir / "rules.yaml")],
-        "channels": {
-            "hook": {"type": "webhook", "url": hook.url},
-            "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
-            "mail": {"type": "email", "to": ["oncall@example.com"], "from": "runwatch@example.com",
-                     "smtp": {"host": "127.0.0.1", "port": smtp.port, "username": USERNAME, "password": PASSWORD,
-                              "tls": "starttls", "ca_file": str(certificates.ca_file)}},
-        },
-        "defaults": {"channels": list(CHANNELS), "group_by": ["project", "run", "rule"], "group_wait": "0s",
-                     "group_interval": "1s", "repeat_interval": "1h", "send_resolved": True},
-        # With a group_wait the run's end always comes before the first flush of its alert's group (with
-        # none, that flush usually starts while the end is being saved).
-        "routes": [{"match": {"run": "ends-waiting"}, "group_wait": "2s"}],
-    }
-    try:
+    with channel_servers(certificates) as (hook, slack, smtp):
+        config = {
+            "rule_files": [str(workdir / "rules.yaml")],
+            "channels": {
+                "hook": {"type": "webhook", "url": hook.url},
+                "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
+                "mail": email_channel(smtp, certificates),
+            },
+            "defaults": {"channels": list(CHANNELS), "group_by": ["project", "run", "rule"], "group_wait": "0s",
+                         "group_interval": "1s", "repeat_interval": "1h", "send_resolved": True},
+            # With a group_wait the run's end always comes before the first flush of its alert's group (with
+            # none, that flush usually starts while the end is being saved).
+            "routes": [{"match": {"run": "ends-waiting"}, "group_wait": "2s"}],
+        }
         with running_service(workdir, config) as service:
             yield Setup(service, service.create_key("vision"), hook, slack, smtp)
-    finally:
-        for server in (hook, slack, smtp):
-            server.stop()
 
 
 # What each channel received for one run ---------------------------------------------------------------

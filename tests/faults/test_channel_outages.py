@@ -21,7 +21,7 @@ from tests.support.outbox import wait_settled
 from tests.support.receiver import WebhookReceiver
 from tests.support.service import ServiceProcess
 from tests.support.slack_server import TOKEN, SlackMessage, SlackServer
-from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer
+from tests.support.smtp_server import PASSWORD, USERNAME, Certificates, ReceivedMail, SmtpServer, email_channel
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(600)
@@ -82,9 +82,7 @@ def setup(service_factory: Callable[..., ServiceProcess], slack: SlackServer, sm
     service = service_factory({
         "channels": {
             "slack": {"type": "slack", "token": TOKEN, "channel": "#ml-alerts", "base_url": slack.api_url},
-            "mail": {"type": "email", "to": ["oncall@example.com"], "from": "runwatch@example.com",
-                     "smtp": {"host": "127.0.0.1", "port": smtp.port, "username": USERNAME, "password": PASSWORD,
-                              "tls": "starttls", "ca_file": str(certificates.ca_file)}},
+            "mail": email_channel(smtp, certificates),
             "hook": {"type": "webhook", "url": webhook_receiver.url, "secret": SECRET},
         },
         "defaults": {"channels": list(CHANNELS)},

@@ -24,9 +24,11 @@ class ServiceProcess:
     """``alerts serve`` with a config written to ``workdir``; start/stop/kill keep the same port and DB."""
 
     def __init__(self, workdir: Path, *, config: dict[str, Any] | None = None,
-                 storage_url: str | None = None) -> None:
-        """``storage_url``: a ``postgresql://`` database to use instead of ``alerts.db`` in ``workdir``."""
+                 storage_url: str | None = None, env: dict[str, str] | None = None) -> None:
+        """``storage_url``: a ``postgresql://`` database to use instead of ``alerts.db`` in ``workdir``;
+        ``env``: added to the service's environment (a test hook such as ``RUNWATCH_CHART_TEST_DELAY``)."""
         self.workdir = workdir
+        self.extra_env = dict(env or {})
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +53,7 @@ class ServiceProcess:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("ALERTS_CONFIG", None)
-        return env
+        return {**env, **self.extra_env}
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "alerts", *args, "--config", str(self.config_path)],
@@ -137,9 +139,10 @@ class ServiceProcess:
 
 
 @contextmanager
-def running_service(workdir: Path, config: dict[str, Any] | None = None) -> Iterator[ServiceProcess]:
+def running_service(workdir: Path, config: dict[str, Any] | None = None, *,
+                    env: dict[str, str] | None = None) -> Iterator[ServiceProcess]:
     """A service for a whole module: its tests share it, each with its own run ids (or project)."""
-    service = ServiceProcess(workdir, config=config).start()
+    service = ServiceProcess(workdir, config=config, env=env).start()
     try:
         yield service
     finally:

@@ -210,3 +210,10 @@ class _Handler:
         with self._server._lock:
             self._server.mails.append(mail)
         return "250 2.0.0 OK: queued"
+
+
+def email_channel(smtp: SmtpServer, certificates: Certificates, **options: Any) -> dict[str, Any]:
+    """An email channel's config that delivers to ``smtp`` over STARTTLS with AUTH (``options`` added)."""
+    return {"type": "email", "to": ["oncall@example.com"], "from": "runwatch@example.com",
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "username": USERNAME, "password": PASSWORD,
+                     "tls": "starttls", "ca_file": str(certificates.ca_file)}, **options}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +94,22 @@ class ChannelContext:
 
     async def remember(self, channel: str, key: str, value: Any) -> None:
         await self.store.set_channel_state(channel, key, value, time.time())
+
+
+class GroupLocks:
+    """One lock per alert group. A channel's notifications are delivered concurrently, and some of them
+    belong to one group: a channel whose send reads, then writes the group's remembered state (Slack's
+    message, email's thread root, an incident preset's newest delivery) holds ``locks.of(group_key)``
+    across the two, so exactly one notification of a group does each step at a time."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def of(self, group_key: str) -> asyncio.Lock:
+        lock = self._locks.get(group_key)
+        if lock is None:  # unused locks go with the last notification holding them
+            lock = self._locks[group_key] = asyncio.Lock()
+        return lock
 
 
 class Channel(ABC):

@@ -21,7 +21,6 @@ import html
 import logging
 import re
 import ssl
-import weakref
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Annotated, Any, Literal
@@ -32,7 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from alerts.durations import Duration
 from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped, GroupLocks
 
 log = logging.getLogger("alerts.notify.email")
 
@@ -175,19 +174,14 @@ class EmailChannel(Channel):
         self._sender = envelope_address(config.from_)
         self._recipients = [envelope_address(address) for address in config.to]
         self._tls_context: ssl.SSLContext | None = None
-        # Notifications of one group are delivered concurrently: serialise recall → send → remember so
-        # that exactly one of them becomes the thread's root.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = GroupLocks()  # recall → send → remember: exactly one mail becomes the thread's root
         if config.smtp.tls == "none" and config.smtp.username is not None:
             log.warning("%s: smtp.tls is none: the SMTP password is sent unencrypted", name)
 
     async def send(self, notification: Notification) -> None:
         # Before the group's lock: the group's other mails need not wait for this one's chart.
         chart = await self._charts.for_notification(notification.message["alerts"]) if self._charts else None
-        lock = self._locks.get(notification.group_key)
-        if lock is None:
-            lock = self._locks[notification.group_key] = asyncio.Lock()
-        async with lock:
+        async with self._locks.of(notification.group_key):
             root = await self._context.recall(self.name, notification.group_key)
             root = root if isinstance(root, str) and root != message_id(notification.id) else None
             mail = compose(notification, self._config, thread_root=root, public_url=self._context.public_url,

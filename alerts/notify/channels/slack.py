@@ -16,10 +16,8 @@ In webhook mode Slack must fetch the image itself: an image block with the chart
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
-import weakref
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -32,7 +30,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from alerts.durations import Duration
 from alerts.errors import DeliveryError, PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, ChartImage, ChartSkipped, GroupLocks
 
 log = logging.getLogger("alerts.notify.slack")
 
@@ -153,17 +151,13 @@ class SlackChannel(Channel):
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._webhook: AsyncWebhookClient | None = None
-        # Notifications of one group are delivered concurrently: serialise post → remember → update.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = GroupLocks()  # post → remember → update: one living message per group
 
     async def send(self, notification: Notification) -> None:
         if self._config.webhook_url is not None:
             await self._send_webhook(notification)
             return
-        lock = self._locks.get(notification.group_key)
-        if lock is None:
-            lock = self._locks[notification.group_key] = asyncio.Lock()
-        async with lock:
+        async with self._locks.of(notification.group_key):
             await self._send_bot(notification)
 
     async def aclose(self) -> None:

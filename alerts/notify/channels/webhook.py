@@ -7,13 +7,11 @@ plus the address, path and headers its provider needs (``webhook_presets.py``), 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
 import time
 import unicodedata
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,7 +23,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from alerts.durations import Duration
 from alerts.errors import PermanentDeliveryError, RecoverableDeliveryError
 from alerts.model import Notification
-from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext
+from alerts.notify.channels.base import Channel, ChannelConfig, ChannelContext, GroupLocks
 from alerts.notify.channels.http_sender import HttpSender
 from alerts.notify.channels.webhook_presets import OPTION_DEFAULTS, OPTION_KEYS, PRESETS
 from alerts.notify.channels.webhook_template import TemplateOutputError, WebhookTemplate, check_template, context
@@ -216,8 +214,7 @@ class WebhookChannel(Channel):
         self.keeps_incidents = preset is not None and preset.incidents
         self._context = context if self.keeps_incidents else None
         self._charts = context.charts_for(config) if context is not None else None
-        # Notifications of one group are delivered concurrently: serialise recall → send → remember.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = GroupLocks()  # recall → send → remember of an incident preset's newest delivery
         url = config.url or (preset.url if preset is not None else None)
         assert url is not None  # WebhookConfig requires one unless the preset has it
         self._url = url
@@ -293,10 +290,7 @@ class WebhookChannel(Channel):
         if self._context is None:
             await self._post(notification)
             return
-        lock = self._locks.get(notification.group_key)
-        if lock is None:
-            lock = self._locks[notification.group_key] = asyncio.Lock()
-        async with lock:
+        async with self._locks.of(notification.group_key):
             newest = await self._context.recall(self.name, notification.group_key)
             if isinstance(newest, dict) and notification.created_at < newest.get("created_at", 0.0):
                 raise PermanentDeliveryError(
